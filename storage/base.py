@@ -1,0 +1,186 @@
+"""The repository interface every storage engine implements, and the errors it raises.
+
+Documents crossing this interface are plain dicts with snake_case keys. Timestamps are
+timezone-aware UTC ``datetime`` objects (millisecond precision, as BSON stores them).
+An optional field that is not set is absent from the dict, never ``None``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+Document = dict[str, Any]
+
+
+class StorageError(Exception):
+    """Base of the errors raised by a storage engine."""
+
+
+class NotFound(StorageError):
+    """The record, or the charge station it belongs to, does not exist."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"{kind} {key!r} not found")
+        self.kind = kind
+        self.key = key
+
+
+class StorageUnavailable(StorageError):
+    """The store did not answer in time or refused the operation for reasons not of the caller's making."""
+
+
+class ChargeStationRepository(ABC):
+    """Charge stations: auth record, settings, certificates to install and trigger message.
+
+    Auth document: ``{"security_profile": int, "password_hash"?: str,
+    "invalid_username_allowed": bool}``; stored alongside ``provisioning: "Pending"``
+    and ``updated_at``.
+    Setting: ``{"name", "value", "status"}``. Install certificate: ``{"certificate_id",
+    "type", "pem", "status"}``. Trigger: ``{"message", "status"}``.
+    Writes to settings, certificates and trigger raise ``NotFound("charge station", cs_id)``
+    when the station was never registered; stations are never deleted.
+    """
+
+    @abstractmethod
+    def put_auth(self, cs_id: str, auth: Mapping[str, Any]) -> None:
+        """Create or replace the whole auth record and reset provisioning to Pending."""
+
+    @abstractmethod
+    def find_auth(self, cs_id: str) -> Document | None:
+        """The auth document (only the three auth keys), or None."""
+
+    @abstractmethod
+    def merge_settings(self, cs_id: str, settings: Iterable[Mapping[str, str]]) -> None:
+        """Upsert each setting by name (value and status replaced), keeping the others."""
+
+    @abstractmethod
+    def settings(self, cs_id: str) -> list[Document]:
+        """All settings of the station ordered by name; [] if none or unknown station."""
+
+    @abstractmethod
+    def merge_install_certificates(self, cs_id: str, certificates: Iterable[Mapping[str, str]]) -> None:
+        """Upsert each certificate by certificate_id; within one call the last duplicate wins."""
+
+    @abstractmethod
+    def install_certificates(self, cs_id: str) -> list[Document]:
+        """All certificates to install ordered by certificate_id; [] if none."""
+
+    @abstractmethod
+    def put_trigger(self, cs_id: str, trigger: Mapping[str, str]) -> None:
+        """Replace the station's single trigger."""
+
+    @abstractmethod
+    def find_trigger(self, cs_id: str) -> Document | None:
+        """The station's trigger, or None."""
+
+
+class TokenRepository(ABC):
+    """Authorization tokens keyed by uid.
+
+    Document: ``{"uid", "country_code", "party_id", "type", "contract_id", "issuer",
+    "valid", "cache_mode", "last_updated", "visual_number"?, "group_id"?, "language_code"?}``.
+    """
+
+    @abstractmethod
+    def put(self, token: Mapping[str, Any]) -> None:
+        """Create or replace the whole token under token["uid"]."""
+
+    @abstractmethod
+    def find(self, uid: str) -> Document | None:
+        """The token, or None."""
+
+    def get(self, uid: str) -> Document:
+        """The token; raises NotFound."""
+        token = self.find(uid)
+        if token is None:
+            raise NotFound("token", uid)
+        return token
+
+    @abstractmethod
+    def page(self, offset: int, limit: int) -> list[Document]:
+        """Up to ``limit`` tokens after skipping ``offset``, ordered by uid (code-point order)."""
+
+
+class CertificateRepository(ABC):
+    """Client certificates for TLS offload. Document: ``{"hash", "pem"}``."""
+
+    @abstractmethod
+    def put(self, certificate_hash: str, pem: str) -> None:
+        """Create or replace the certificate stored under the hash."""
+
+    @abstractmethod
+    def find(self, certificate_hash: str) -> Document | None:
+        """The certificate, or None."""
+
+    def get(self, certificate_hash: str) -> Document:
+        """The certificate; raises NotFound."""
+        certificate = self.find(certificate_hash)
+        if certificate is None:
+            raise NotFound("certificate", certificate_hash)
+        return certificate
+
+    @abstractmethod
+    def remove(self, certificate_hash: str) -> None:
+        """Delete the certificate; raises NotFound if it does not exist."""
+
+
+class RegistrationRepository(ABC):
+    """OCPI credentials tokens we accept inbound. Document: ``{"token", "status"}``."""
+
+    @abstractmethod
+    def put(self, token: str, status: str | None) -> None:
+        """Store the token with ``status`` (PENDING or REGISTERED).
+
+        With ``status`` None a new token is stored as PENDING and an existing one keeps its status.
+        """
+
+    @abstractmethod
+    def find(self, token: str) -> Document | None:
+        """The registration, or None."""
+
+    @abstractmethod
+    def remove(self, token: str) -> None:
+        """Delete the registration if present."""
+
+
+class LocationRepository(ABC):
+    """Charging locations keyed by id; the document is stored and returned whole."""
+
+    @abstractmethod
+    def put(self, location: Mapping[str, Any]) -> None:
+        """Create or replace the location stored under location["id"]."""
+
+    @abstractmethod
+    def find(self, location_id: str) -> Document | None:
+        """The location, or None."""
+
+    def get(self, location_id: str) -> Document:
+        """The location; raises NotFound."""
+        location = self.find(location_id)
+        if location is None:
+            raise NotFound("location", location_id)
+        return location
+
+    @abstractmethod
+    def page(self, offset: int, limit: int) -> list[Document]:
+        """Up to ``limit`` locations after skipping ``offset``, ordered by last_updated then id."""
+
+
+class Storage(ABC):
+    """One engine's repositories, opened once per worker process."""
+
+    charge_stations: ChargeStationRepository
+    tokens: TokenRepository
+    certificates: CertificateRepository
+    registrations: RegistrationRepository
+    locations: LocationRepository
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Return if the store answers; raise StorageUnavailable otherwise."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
