@@ -1,0 +1,23 @@
+"""Errors raised by domain rules; they carry no HTTP, the app's error mapping owns status codes."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of the errors the domain raises for requests it refuses."""
+
+
+class InvalidInput(DomainError):
+    """A value the spec admits but a domain rule refuses; maps to 400.
+
+    ``field`` is the wire name of the offending field, ``reason`` the rule it broke.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class Conflict(DomainError):
+    """The request contradicts the stored state; maps to 409."""
