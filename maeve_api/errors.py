@@ -21,3 +21,7 @@ class InvalidInput(DomainError):
 
 class Conflict(DomainError):
     """The request contradicts the stored state; maps to 409."""
+
+
+class NotSupported(DomainError):
+    """The request asks for something this deployment does not offer; maps to 501."""
