@@ -1,0 +1,535 @@
+"""The SQLite engine: stdlib sqlite3 in WAL mode, one connection per thread, safe across worker processes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bson import json_util
+from bson.codec_options import CodecOptions
+from bson.datetime_ms import DatetimeMS
+from bson.json_util import JSONMode, JSONOptions
+
+from . import _documents as docs
+from .base import (
+    CertificateRepository,
+    ChargeStationRepository,
+    Document,
+    LocationRepository,
+    NotFound,
+    RegistrationRepository,
+    Storage,
+    StorageUnavailable,
+    TokenRepository,
+)
+
+__all__ = [
+    "SqliteCertificateRepository",
+    "SqliteChargeStationRepository",
+    "SqliteLocationRepository",
+    "SqliteRegistrationRepository",
+    "SqliteStorage",
+    "SqliteTokenRepository",
+]
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "sqlite:///"
+#: Bumped whenever SCHEMA changes; a database at this version is not touched at open.
+SCHEMA_VERSION = 1
+# Text keys use the default BINARY collation: UTF-8 byte order, which is code-point order.
+# Datetimes are INTEGER milliseconds since the epoch (UTC), exactly what BSON stores.
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS charge_stations (
+        cs_id TEXT PRIMARY KEY NOT NULL,
+        security_profile INTEGER,
+        password_hash TEXT,
+        invalid_username_allowed INTEGER,
+        provisioning TEXT,
+        updated_at INTEGER,
+        trigger_message TEXT,
+        trigger_status TEXT
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS charge_station_settings (
+        cs_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT,
+        status TEXT,
+        PRIMARY KEY (cs_id, name)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS charge_station_install_certificates (
+        cs_id TEXT NOT NULL,
+        certificate_id TEXT NOT NULL,
+        type TEXT,
+        pem TEXT,
+        status TEXT,
+        PRIMARY KEY (cs_id, certificate_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS tokens (
+        uid TEXT PRIMARY KEY NOT NULL,
+        country_code TEXT,
+        party_id TEXT,
+        type TEXT,
+        contract_id TEXT,
+        issuer TEXT,
+        valid INTEGER,
+        cache_mode TEXT,
+        last_updated INTEGER,
+        visual_number TEXT,
+        group_id TEXT,
+        language_code TEXT
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS certificates (
+        hash TEXT PRIMARY KEY NOT NULL,
+        pem TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS registrations (
+        token TEXT PRIMARY KEY NOT NULL,
+        status TEXT
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS locations (
+        id TEXT PRIMARY KEY NOT NULL,
+        last_updated INTEGER,
+        document TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS locations_by_last_updated ON locations (last_updated, id)",
+)
+
+# Primary result codes that mean our SQL or the caller's data is wrong, not that the store is unwell:
+# SQLITE_ERROR (bad SQL), SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_MISUSE, SQLITE_RANGE.
+_NOT_UNAVAILABLE_CODES = frozenset({1, 18, 19, 20, 21, 25})
+_CALLER_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.ProgrammingError,
+    sqlite3.DataError,
+    sqlite3.NotSupportedError,
+    sqlite3.InterfaceError,
+)
+
+_UTC_CODEC: CodecOptions[Document] = CodecOptions(tz_aware=True, tzinfo=docs.UTC)
+_JSON_OPTIONS = JSONOptions(json_mode=JSONMode.RELAXED, tz_aware=True, tzinfo=docs.UTC)
+
+
+def _millis(value: datetime) -> int:
+    """Milliseconds since the epoch, converted and truncated exactly as BSON does (naive means UTC)."""
+    return int(DatetimeMS(value))
+
+
+def _datetime(millis: int) -> datetime:
+    """The tz-aware UTC datetime for milliseconds since the epoch."""
+    return DatetimeMS(millis).as_datetime(_UTC_CODEC)
+
+
+def _is_unavailable(exc: sqlite3.Error) -> bool:
+    """Whether the error comes from the store (locked, read-only, I/O, corrupt) rather than from the request."""
+    if isinstance(exc, _CALLER_ERRORS) or not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is None or code & 0xFF not in _NOT_UNAVAILABLE_CODES
+
+
+def path_from_url(url: str) -> Path:
+    """The database path of ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``.
+
+    Raises ValueError for another scheme, an empty path, ``:memory:`` (every thread would see its own
+    database) and query parameters.
+    """
+    if not url.startswith(URL_PREFIX):
+        raise ValueError("SQLite URL must be sqlite:///relative/path.db or sqlite:////absolute/path.db")
+    path = url[len(URL_PREFIX) :]
+    if not path:
+        raise ValueError("SQLite URL has no database path")
+    if path == ":memory:":
+        raise ValueError("in-memory SQLite is not supported: every thread would see its own database")
+    if "?" in path:
+        raise ValueError("SQLite URL query parameters are not supported")
+    return Path(path)
+
+
+class SqliteStorage(Storage):
+    """Every repository in one SQLite file, shared safely by the threads and processes that open it.
+
+    Each thread lazily opens its own connection (WAL, ``synchronous=NORMAL``, a busy timeout);
+    every read-modify-write runs in one ``BEGIN IMMEDIATE`` transaction.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
+        """Open (creating if needed) the database file and its tables; raises StorageUnavailable."""
+        self.path = Path(path)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[tuple[threading.Thread, int, sqlite3.Connection]] = []
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot create the SQLite database directory: {exc.strerror}") from exc
+        self._initialise()
+        self.charge_stations = SqliteChargeStationRepository(self)
+        self.tokens = SqliteTokenRepository(self)
+        self.certificates = SqliteCertificateRepository(self)
+        self.registrations = SqliteRegistrationRepository(self)
+        self.locations = SqliteLocationRepository(self)
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStorage:
+        """Open the database named by a SQLAlchemy-style URL (see ``path_from_url``)."""
+        return cls(path_from_url(url))
+
+    def __repr__(self) -> str:
+        return f"SqliteStorage({str(self.path)!r})"
+
+    def ping(self) -> None:
+        """Run a trivial query on this thread's connection; raises StorageUnavailable."""
+        self.fetch_one("SELECT 1", ())
+
+    def close(self) -> None:
+        """Close every connection this storage opened, in any thread; later calls raise StorageUnavailable."""
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        pid = os.getpid()
+        for _thread, owner_pid, connection in connections:
+            if owner_pid == pid:  # a connection inherited across fork() belongs to the parent
+                with contextlib.suppress(sqlite3.Error):
+                    connection.close()
+
+    # Plumbing used by the repositories.
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn sqlite3 errors that are not the caller's fault into StorageUnavailable."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if _is_unavailable(exc):
+                raise StorageUnavailable(f"SQLite database unavailable: {exc}") from exc
+            raise
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        local = self._local
+        connection: sqlite3.Connection | None = getattr(local, "connection", None)
+        pid = os.getpid()
+        if connection is not None and local.pid == pid and not self._closed:
+            return connection
+        if self._closed:
+            raise StorageUnavailable("SQLite storage is closed")
+        connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+        try:
+            connection.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            connection.close()
+            raise
+        with self._lock:
+            if self._closed:
+                connection.close()
+                raise StorageUnavailable("SQLite storage is closed")
+            self._prune()
+            self._connections.append((threading.current_thread(), pid, connection))
+        local.connection = connection
+        local.pid = pid
+        return connection
+
+    def _prune(self) -> None:
+        """Close the connections of threads that have ended and forget those inherited across fork()."""
+        pid = os.getpid()
+        alive = []
+        for entry in self._connections:
+            thread, owner_pid, connection = entry
+            if owner_pid != pid:
+                continue
+            if thread.is_alive():
+                alive.append(entry)
+            else:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.close()
+        self._connections = alive
+
+    def fetch_one(self, sql: str, parameters: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The first row of a query, run in autocommit."""
+        with self.errors():
+            row: tuple[Any, ...] | None = self.connection().execute(sql, parameters).fetchone()
+            return row
+
+    def fetch_all(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Every row of a query, run in autocommit (one statement, so one consistent snapshot)."""
+        with self.errors():
+            return self.connection().execute(sql, parameters).fetchall()
+
+    def execute(self, sql: str, parameters: tuple[Any, ...]) -> int:
+        """Run one writing statement in autocommit (atomic on its own); returns the changed row count."""
+        with self.errors():
+            return self.connection().execute(sql, parameters).rowcount
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken up front (``BEGIN IMMEDIATE``), committed or rolled back as a whole."""
+        with self.errors():
+            connection = self.connection()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        connection.execute("ROLLBACK")
+                raise
+
+    def _initialise(self) -> None:
+        """Switch the file to WAL and create the tables unless this schema version is already there."""
+        try:
+            with self.errors():
+                connection = self.connection()
+                if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                    if mode != "wal":
+                        log.warning("SQLite database %s stays in journal mode %s, not WAL", self.path, mode)
+                if connection.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                    return
+                with self.transaction() as transaction:
+                    for statement in SCHEMA:
+                        transaction.execute(statement)
+                    transaction.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            self.close()
+            raise
+
+    def station_exists(self, connection: sqlite3.Connection, cs_id: str) -> bool:
+        """Whether the charge station was registered (inside the caller's transaction)."""
+        return connection.execute("SELECT 1 FROM charge_stations WHERE cs_id = ?", (cs_id,)).fetchone() is not None
+
+
+class SqliteChargeStationRepository(ChargeStationRepository):
+    """Charge stations in ``charge_stations`` (auth and trigger) and two per-station child tables."""
+
+    def __init__(self, db: SqliteStorage) -> None:
+        self._db = db
+
+    def put_auth(self, cs_id: str, auth: Mapping[str, Any]) -> None:
+        document = docs.auth_document(auth)
+        self._db.execute(
+            """INSERT INTO charge_stations
+                   (cs_id, security_profile, password_hash, invalid_username_allowed, provisioning, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (cs_id) DO UPDATE SET
+                   security_profile = excluded.security_profile,
+                   password_hash = excluded.password_hash,
+                   invalid_username_allowed = excluded.invalid_username_allowed,
+                   provisioning = excluded.provisioning,
+                   updated_at = excluded.updated_at""",
+            (
+                cs_id,
+                document["security_profile"],
+                document.get("password_hash"),
+                document["invalid_username_allowed"],
+                docs.PROVISIONING_PENDING,
+                _millis(docs.now()),
+            ),
+        )
+
+    def find_auth(self, cs_id: str) -> Document | None:
+        row = self._db.fetch_one(
+            "SELECT security_profile, password_hash, invalid_username_allowed FROM charge_stations WHERE cs_id = ?",
+            (cs_id,),
+        )
+        if row is None:
+            return None
+        document: Document = {"security_profile": row[0]}
+        if row[1] is not None:
+            document["password_hash"] = row[1]
+        document["invalid_username_allowed"] = bool(row[2])
+        return document
+
+    def merge_settings(self, cs_id: str, settings: Iterable[Mapping[str, str]]) -> None:
+        rows = [(cs_id, s["name"], s["value"], s["status"]) for s in docs.setting_rows(settings)]
+        with self._db.transaction() as connection:
+            if not self._db.station_exists(connection, cs_id):
+                raise NotFound("charge station", cs_id)
+            connection.executemany(
+                """INSERT INTO charge_station_settings (cs_id, name, value, status) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (cs_id, name) DO UPDATE SET value = excluded.value, status = excluded.status""",
+                rows,
+            )
+
+    def settings(self, cs_id: str) -> list[Document]:
+        rows = self._db.fetch_all(
+            "SELECT name, value, status FROM charge_station_settings WHERE cs_id = ? ORDER BY name", (cs_id,)
+        )
+        return [{"name": name, "value": value, "status": status} for name, value, status in rows]
+
+    def merge_install_certificates(self, cs_id: str, certificates: Iterable[Mapping[str, str]]) -> None:
+        rows = [
+            (cs_id, c["certificate_id"], c["type"], c["pem"], c["status"])
+            for c in docs.install_certificate_rows(certificates)
+        ]
+        with self._db.transaction() as connection:
+            if not self._db.station_exists(connection, cs_id):
+                raise NotFound("charge station", cs_id)
+            connection.executemany(
+                """INSERT INTO charge_station_install_certificates (cs_id, certificate_id, type, pem, status)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (cs_id, certificate_id) DO UPDATE SET
+                       type = excluded.type, pem = excluded.pem, status = excluded.status""",
+                rows,
+            )
+
+    def install_certificates(self, cs_id: str) -> list[Document]:
+        rows = self._db.fetch_all(
+            """SELECT certificate_id, type, pem, status FROM charge_station_install_certificates
+               WHERE cs_id = ? ORDER BY certificate_id""",
+            (cs_id,),
+        )
+        return [
+            {"certificate_id": certificate_id, "type": type_, "pem": pem, "status": status}
+            for certificate_id, type_, pem, status in rows
+        ]
+
+    def put_trigger(self, cs_id: str, trigger: Mapping[str, str]) -> None:
+        document = docs.trigger_document(trigger)
+        changed = self._db.execute(
+            "UPDATE charge_stations SET trigger_message = ?, trigger_status = ? WHERE cs_id = ?",
+            (document["message"], document["status"], cs_id),
+        )
+        if changed == 0:
+            raise NotFound("charge station", cs_id)
+
+    def find_trigger(self, cs_id: str) -> Document | None:
+        row = self._db.fetch_one(
+            "SELECT trigger_message, trigger_status FROM charge_stations WHERE cs_id = ?", (cs_id,)
+        )
+        if row is None or (row[0] is None and row[1] is None):
+            return None
+        return {"message": row[0], "status": row[1]}
+
+
+_TOKEN_COLUMNS = ("uid", *docs.TOKEN_REQUIRED, *docs.TOKEN_OPTIONAL)
+_TOKEN_SELECT = f"SELECT {', '.join(_TOKEN_COLUMNS)} FROM tokens"
+# Every column is set, so a missing optional field replaces (clears) the stored one.
+_TOKEN_UPSERT = (
+    f"INSERT INTO tokens ({', '.join(_TOKEN_COLUMNS)}) VALUES ({', '.join('?' * len(_TOKEN_COLUMNS))})"
+    f" ON CONFLICT (uid) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _TOKEN_COLUMNS[1:])}"
+)
+
+
+def _token(row: tuple[Any, ...]) -> Document:
+    """The token document of a ``tokens`` row, without the optional keys that are NULL."""
+    document: Document = {}
+    for column, value in zip(_TOKEN_COLUMNS, row, strict=True):
+        if value is None and column in docs.TOKEN_OPTIONAL:
+            continue
+        document[column] = value
+    document["valid"] = bool(document["valid"])
+    document["last_updated"] = _datetime(document["last_updated"])
+    return document
+
+
+class SqliteTokenRepository(TokenRepository):
+    """Tokens in ``tokens``, one column per field."""
+
+    def __init__(self, db: SqliteStorage) -> None:
+        self._db = db
+
+    def put(self, token: Mapping[str, Any]) -> None:
+        document = docs.token_document(token)
+        document["last_updated"] = _millis(document["last_updated"])
+        self._db.execute(_TOKEN_UPSERT, tuple(document.get(column) for column in _TOKEN_COLUMNS))
+
+    def find(self, uid: str) -> Document | None:
+        row = self._db.fetch_one(f"{_TOKEN_SELECT} WHERE uid = ?", (uid,))
+        return None if row is None else _token(row)
+
+    def page(self, offset: int, limit: int) -> list[Document]:
+        docs.check_page(offset, limit)
+        rows = self._db.fetch_all(f"{_TOKEN_SELECT} ORDER BY uid LIMIT ? OFFSET ?", (limit, offset))
+        return [_token(row) for row in rows]
+
+
+class SqliteCertificateRepository(CertificateRepository):
+    """Client certificates in ``certificates``."""
+
+    def __init__(self, db: SqliteStorage) -> None:
+        self._db = db
+
+    def put(self, certificate_hash: str, pem: str) -> None:
+        self._db.execute(
+            "INSERT INTO certificates (hash, pem) VALUES (?, ?) ON CONFLICT (hash) DO UPDATE SET pem = excluded.pem",
+            (certificate_hash, pem),
+        )
+
+    def find(self, certificate_hash: str) -> Document | None:
+        row = self._db.fetch_one("SELECT hash, pem FROM certificates WHERE hash = ?", (certificate_hash,))
+        return None if row is None else {"hash": row[0], "pem": row[1]}
+
+    def remove(self, certificate_hash: str) -> None:
+        if self._db.execute("DELETE FROM certificates WHERE hash = ?", (certificate_hash,)) == 0:
+            raise NotFound("certificate", certificate_hash)
+
+
+class SqliteRegistrationRepository(RegistrationRepository):
+    """OCPI registrations in ``registrations``."""
+
+    def __init__(self, db: SqliteStorage) -> None:
+        self._db = db
+
+    def put(self, token: str, status: str | None) -> None:
+        if status is None:
+            self._db.execute(
+                "INSERT INTO registrations (token, status) VALUES (?, ?) ON CONFLICT (token) DO NOTHING",
+                (token, docs.REGISTRATION_PENDING),
+            )
+        else:
+            self._db.execute(
+                """INSERT INTO registrations (token, status) VALUES (?, ?)
+                   ON CONFLICT (token) DO UPDATE SET status = excluded.status""",
+                (token, status),
+            )
+
+    def find(self, token: str) -> Document | None:
+        row = self._db.fetch_one("SELECT token, status FROM registrations WHERE token = ?", (token,))
+        return None if row is None else {"token": row[0], "status": row[1]}
+
+    def remove(self, token: str) -> None:
+        self._db.execute("DELETE FROM registrations WHERE token = ?", (token,))
+
+
+class SqliteLocationRepository(LocationRepository):
+    """Locations in ``locations``: the whole document as MongoDB extended JSON, plus its sort keys."""
+
+    def __init__(self, db: SqliteStorage) -> None:
+        self._db = db
+
+    def put(self, location: Mapping[str, Any]) -> None:
+        last_updated = docs.location_last_updated(location)
+        document = json_util.dumps(dict(location), json_options=_JSON_OPTIONS, ensure_ascii=False)
+        self._db.execute(
+            """INSERT INTO locations (id, last_updated, document) VALUES (?, ?, ?)
+               ON CONFLICT (id) DO UPDATE SET last_updated = excluded.last_updated, document = excluded.document""",
+            (location["id"], None if last_updated is None else _millis(last_updated), document),
+        )
+
+    def find(self, location_id: str) -> Document | None:
+        row = self._db.fetch_one("SELECT document FROM locations WHERE id = ?", (location_id,))
+        return None if row is None else _location(row[0])
+
+    def page(self, offset: int, limit: int) -> list[Document]:
+        docs.check_page(offset, limit)
+        rows = self._db.fetch_all(
+            "SELECT document FROM locations ORDER BY last_updated, id LIMIT ? OFFSET ?", (limit, offset)
+        )
+        return [_location(row[0]) for row in rows]
+
+
+def _location(text: str) -> Document:
+    """The location document stored as extended JSON."""
+    document: Document = json_util.loads(text, json_options=_JSON_OPTIONS)
+    return document
