@@ -1,0 +1,1 @@
+"""One module per resource; one function per operationId, in snake_case."""

@@ -1,0 +1,21 @@
+"""Handlers for authorization tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maeve_api.context import storage
+from maeve_api.schemas import TOKEN, TOKENS
+
+
+def set_token(body: dict[str, Any]) -> tuple[None, int]:
+    storage().tokens.put(TOKEN.load(body))
+    return None, 201
+
+
+def list_tokens(offset: int = 0, limit: int = 20) -> tuple[list[dict[str, Any]], int]:
+    return TOKENS.dump(storage().tokens.page(offset, limit)), 200
+
+
+def lookup_token(token_uid: str) -> tuple[dict[str, Any], int]:
+    return TOKEN.dump(storage().tokens.get(token_uid)), 200

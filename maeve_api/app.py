@@ -1,0 +1,91 @@
+"""The application factory: wires the spec, the handlers, the error mapping and the storage lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator, Callable
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import connexion
+import yaml
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from connexion.resolver import Resolver
+
+from maeve_api.middleware import RequestGuard
+from maeve_api.problems import AllowedMethods, register_error_handlers, status_response
+from maeve_api.settings import Settings
+from maeve_api.storage import Storage, open_storage
+from maeve_api.validation import VALIDATORS
+
+# spec/ installs as maeve_api.spec (setup.cfg package_dir).
+SPEC_DIR = Path(str(files("maeve_api.spec")))
+API_SPEC = "openapi.yaml"
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class SnakeCaseResolver(Resolver):
+    """Finds ``registerChargeStation`` as ``register_charge_station`` in the path's router controller."""
+
+    def resolve_operation_id(self, operation: Any) -> str:
+        controller = operation.router_controller
+        return f"{controller}.{_snake_case(operation.operation_id)}"
+
+
+def load_spec(name: str = API_SPEC) -> dict[str, Any]:
+    """The parsed OpenAPI document shipped with the package."""
+    with open(SPEC_DIR / name, encoding="utf-8") as spec:
+        loaded: dict[str, Any] = yaml.safe_load(spec)
+        return loaded
+
+
+def _lifespan(storage_factory: Callable[[], Storage]) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Storage]]:
+        # Opened per worker, after gunicorn forks: pymongo clients are not fork-safe.
+        storage = storage_factory()
+        try:
+            yield {"storage": storage}
+        finally:
+            storage.close()
+
+    return lifespan
+
+
+def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None = None) -> connexion.FlaskApp:
+    """Build the internal API app for ``settings``; storage opens when the app's lifespan starts.
+
+    ``storage_factory`` replaces opening ``settings.database_url`` (tests give each test its own store).
+    """
+    spec = load_spec()
+    app = connexion.FlaskApp(
+        __name__,
+        specification_dir=SPEC_DIR,
+        lifespan=_lifespan(storage_factory or (lambda: open_storage(settings.database_url))),
+        pythonic_params=True,
+    )
+    app.add_api(
+        spec,
+        resolver=SnakeCaseResolver(),
+        strict_validation=True,
+        validate_responses=settings.validate_responses,
+        validator_map=VALIDATORS,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
+    )
+    app.add_middleware(RequestGuard, position=MiddlewarePosition.BEFORE_SWAGGER, max_body_bytes=settings.max_body_bytes)
+    base_path = spec["servers"][0]["url"]
+    register_error_handlers(app, AllowedMethods(base_path, spec["paths"]))
+    app.add_url_rule("/health", "health", _health)
+    return app
+
+
+def _health() -> Any:
+    """The process is up; touches nothing else."""
+    response = status_response(200)
+    return response.body, 200, {"Content-Type": "application/json"}

@@ -1,0 +1,128 @@
+"""The one mapping from every error to the seed's ``Status`` body, registered by the app factory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import Any
+
+from connexion import FlaskApp
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from starlette.exceptions import HTTPException
+
+from maeve_api.errors import Conflict, DomainError, InvalidInput, NotSupported
+from maeve_api.middleware import RefusedRequest
+from maeve_api.storage import NotFound, StorageUnavailable
+
+logger = logging.getLogger(__name__)
+
+_DOMAIN_STATUS: dict[type[DomainError], int] = {InvalidInput: 400, Conflict: 409, NotSupported: 501}
+
+
+def status_response(code: int, error: str | None = None, headers: dict[str, str] | None = None) -> ConnexionResponse:
+    """A ``Status`` JSON response: the reason phrase of ``code`` and, when given, what was wrong."""
+    body: dict[str, str] = {"status": HTTPStatus(code).phrase}
+    if error:
+        body["error"] = error
+    return ConnexionResponse(
+        status_code=code,
+        mimetype="application/json",
+        content_type="application/json",
+        body=json.dumps(body, ensure_ascii=False).encode(),
+        headers=headers or {},
+    )
+
+
+class AllowedMethods:
+    """The methods the spec declares for each path, to answer 405 with a complete ``Allow``.
+
+    Connexion's router knows one operation per route and would list only its method.
+    """
+
+    def __init__(self, base_path: str, paths: dict[str, Any]) -> None:
+        self._routes: list[tuple[re.Pattern[str], str]] = []
+        for template, item in paths.items():
+            methods = {m.upper() for m in item if m in ("get", "put", "post", "delete", "patch", "head", "options")}
+            if "GET" in methods:
+                methods.add("HEAD")
+            pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(base_path + template))
+            self._routes.append((re.compile(pattern + "$"), ", ".join(sorted(methods))))
+
+    def for_path(self, path: str) -> str | None:
+        """The ``Allow`` value for a request path, or None if the spec has no such path."""
+        for pattern, allow in self._routes:
+            if pattern.match(path):
+                return allow
+        return None
+
+
+def _http_error(request: ConnexionRequest, exc: Exception, allowed: AllowedMethods) -> ConnexionResponse:
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    if exc.status_code == 405:
+        allow = allowed.for_path(request.url.path)
+        if allow:
+            headers["Allow"] = allow
+        detail = f"{request.method} is not allowed on {request.url.path}; allowed: {headers.get('Allow', 'none')}"
+    elif exc.status_code == 404 and not isinstance(exc, RefusedRequest):
+        # The router's and Flask's 404s carry boilerplate text; say which path is unknown.
+        detail = f"no resource at {request.url.path}"
+    _log(exc.status_code, exc)
+    return status_response(exc.status_code, detail, headers)
+
+
+def _domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    code = next(code for cls, code in _DOMAIN_STATUS.items() if isinstance(exc, cls))
+    _log(code, exc)
+    return status_response(code, str(exc))
+
+
+def _not_found(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    _log(404, exc)
+    return status_response(404, str(exc))
+
+
+def _unavailable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    _log(503, exc)
+    return status_response(503, "the data store is unavailable, try again shortly", {"Retry-After": "1"})
+
+
+def _undecodable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    _log(400, exc)
+    return status_response(400, "the request body is not valid UTF-8")
+
+
+def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    logger.error("unhandled error", exc_info=exc)
+    return status_response(500, "an unexpected error occurred")
+
+
+def _log(code: int, exc: Exception) -> None:
+    if code < 500:
+        logger.warning("%d %s", code, exc)
+    else:
+        logger.error("%d %s", code, exc)
+
+
+def register_error_handlers(app: FlaskApp, allowed: AllowedMethods) -> None:
+    """Route every error the app can raise to a ``Status`` response."""
+
+    def http_error(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+        return _http_error(request, exc, allowed)
+
+    handlers: Iterable[tuple[type[Exception], Any]] = (
+        (ProblemException, http_error),
+        (HTTPException, http_error),
+        (DomainError, _domain_error),
+        (NotFound, _not_found),
+        (StorageUnavailable, _unavailable),
+        (UnicodeDecodeError, _undecodable),
+        (Exception, _unexpected),
+    )
+    for exc_class, handler in handlers:
+        app.add_error_handler(exc_class, handler)

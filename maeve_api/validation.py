@@ -1,0 +1,126 @@
+"""Request validators whose messages name the parameter or body field and the rule it broke, in one line."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import deque
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from connexion.datastructures import MediaTypeDict
+from connexion.exceptions import BadRequestProblem
+from connexion.utils import is_null, is_nullable
+from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
+from jsonschema import Draft4Validator, ValidationError
+from starlette.types import Scope
+
+MAX_ECHO = 60
+
+
+def _echo(value: Any) -> str:
+    """``value`` as JSON, shortened so an error never repeats a large input."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 1] + "…"
+
+
+def _field_path(path: deque[Any]) -> str:
+    """``certificates[0].type`` for the path ``["certificates", 0, "type"]``; ``body`` for the root."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def _rule(error: ValidationError) -> str | None:
+    """The broken rule of a keyword whose jsonschema message would echo the whole value, or None."""
+    limit = error.validator_value
+    match error.validator:
+        case "maxLength":
+            return f"must be at most {limit} characters long"
+        case "minLength":
+            return f"must be at least {limit} characters long"
+        case "pattern":
+            return f"must match the pattern {limit}"
+        case "enum":
+            return "must be one of " + ", ".join(str(choice) for choice in limit)
+        case "type":
+            return f"must be of type {limit}"
+        case "minimum":
+            return f"must be at least {limit}"
+        case "maximum":
+            return f"must be at most {limit}"
+        case "minItems" | "maxItems":
+            return f"must have {'at least' if error.validator == 'minItems' else 'at most'} {limit} items"
+        case "maxProperties":
+            return f"must have at most {limit} entries"
+        case "format":
+            return f"must be a valid {limit}"
+    return None
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming where ``error`` happened and which rule of the schema was broken."""
+    where = _field_path(error.absolute_path)
+    rule = _rule(error)
+    if rule is not None:
+        return f"{where}: {_echo(error.instance)} {rule}"
+    # required and additionalProperties messages name the property; shorten anything else.
+    message = error.message if len(error.message) <= 200 else error.message[:199] + "…"
+    return f"{where}: {message}"
+
+
+class NamingParameterValidator(ParameterValidator):
+    """Connexion's parameter validator, with errors such as ``path parameter 'csId': "c…" must be at most 28 …``.
+
+    Connexion returns jsonschema's multi-line dump of the schema, which does not name the parameter.
+    """
+
+    @staticmethod
+    def validate_parameter(
+        parameter_type: str, value: Any, param: dict[str, Any], param_name: str | None = None
+    ) -> Any:
+        if is_nullable(param) and is_null(value):
+            return None
+        if value is None:
+            if param.get("required"):
+                return f"Missing {parameter_type} parameter '{param['name']}'"
+            return None
+        schema = copy.deepcopy(param.get("schema", param))
+        try:
+            Draft4Validator(schema, format_checker=Draft4Validator.FORMAT_CHECKER).validate(value)
+        except ValidationError as exception:
+            rule = describe(exception).removeprefix("body: ")
+            return f"{parameter_type} parameter '{param['name']}': {rule}"
+        return None
+
+
+class NamingJSONBodyValidator(JSONRequestBodyValidator):
+    """Connexion's JSON body validator, with one-line errors that name the field.
+
+    A body nested too deeply for the JSON parser is a 400 rather than a RecursionError.
+    """
+
+    async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
+        try:
+            return await super()._parse(stream, scope)
+        except RecursionError:
+            raise BadRequestProblem(detail="the request body is nested too deeply") from None
+
+    def _validate(self, body: Any) -> dict[str, Any] | None:
+        if not self._nullable and body is None:
+            raise BadRequestProblem(detail="the request body must be a JSON object, not empty or null")
+        try:
+            self._validator.validate(body)
+        except ValidationError as exception:
+            raise BadRequestProblem(detail=describe(exception)) from None
+        except RecursionError:
+            raise BadRequestProblem(detail="the request body is nested too deeply") from None
+        return None
+
+
+VALIDATORS = {
+    **VALIDATOR_MAP,
+    "parameter": NamingParameterValidator,
+    "body": MediaTypeDict({**VALIDATOR_MAP["body"], "*/*json": NamingJSONBodyValidator}),
+}

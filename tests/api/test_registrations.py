@@ -1,0 +1,46 @@
+"""OCPI party registration through the real app, without the CSMS-initiated handshake."""
+
+from __future__ import annotations
+
+import pytest
+from maeve_api.storage import Storage
+
+from tests.api.conftest import assert_empty, assert_status
+
+
+def test_a_token_is_stored_pending_by_default(client, store: Storage):
+    """Without status a new token A is PENDING."""
+    assert_empty(client.post("/register", json={"token": "token-a"}), 201)
+    assert store.registrations.find("token-a") == {"token": "token-a", "status": "PENDING"}
+
+
+def test_reposting_without_status_never_downgrades(client, store: Storage):
+    """A REGISTERED token posted again without status stays REGISTERED; an explicit status applies."""
+    client.post("/register", json={"token": "t", "status": "REGISTERED"})
+    client.post("/register", json={"token": "t"})
+    assert store.registrations.find("t")["status"] == "REGISTERED"
+    client.post("/register", json={"token": "t", "status": "PENDING"})
+    assert store.registrations.find("t")["status"] == "PENDING"
+
+
+def test_registering_at_a_url_is_not_available_yet(client, store: Storage):
+    """With a url the handshake is not offered: 501 with a Status body, and nothing is stored."""
+    response = client.post("/register", json={"token": "t", "url": "http://emsp.example.com/ocpi/versions"})
+    assert_status(response, 501, "url")
+    assert store.registrations.find("t") is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"token": ""},
+        {"token": "t" * 65},
+        {"token": "has space"},
+        {"token": "t", "status": "registered"},
+        {"token": "t", "url": "not a uri"},
+    ],
+)
+def test_bad_registrations_are_refused(client, body):
+    """Missing, empty, overlong or non-printable tokens, unknown statuses and bad URLs are 400."""
+    assert_status(client.post("/register", json=body), 400)

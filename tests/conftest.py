@@ -1,0 +1,193 @@
+"""Shared fixtures: every storage engine, built one way for the storage, API and contract suites."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import mongomock_ng as mongomock
+import pytest
+from maeve_api.storage import Storage
+from maeve_api.storage.mongo import MongoStorage
+from maeve_api.storage.sqlite import SqliteStorage
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+#: Every engine a storage-backed test runs against; the one place to add an engine.
+#: "mongodb" runs only when MAEVE_TEST_MONGODB_URI names a real server (tests drop their databases).
+STORAGE_ENGINES = ("sqlite", "mongomock", "nx27017", "mongodb")
+MONGODB_URI_VARIABLE = "MAEVE_TEST_MONGODB_URI"
+
+NX_START_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_nx(directory: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start nx-27017 (in-memory) on loopback and wait until it answers ``ping``; returns it and its URI."""
+    executable = Path(sys.executable).parent / "nx-27017"
+    last_log = ""
+    for attempt in range(3):  # another process may grab a free port before nx-27017 binds it
+        chosen = port if port is not None else free_port()
+        log_file = directory / f"nx-{chosen}-{attempt}.log"
+        process = subprocess.Popen(
+            [
+                str(executable),
+                "--db",
+                "memory",
+                "-p",
+                str(chosen),
+                "--host",
+                "127.0.0.1",
+                "--log-file",
+                str(log_file),
+                "--pid-file",
+                str(directory / f"nx-{chosen}-{attempt}.pid"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        uri = f"mongodb://127.0.0.1:{chosen}"
+        deadline = time.monotonic() + NX_START_TIMEOUT
+        with MongoClient(uri, serverSelectionTimeoutMS=200, connectTimeoutMS=200) as probe:
+            while process.poll() is None and time.monotonic() < deadline:
+                try:
+                    probe.admin.command("ping")
+                    return process, uri
+                except PyMongoError:
+                    time.sleep(0.05)
+        stop_process(process)
+        last_log = log_file.read_text(errors="replace") if log_file.exists() else ""
+        if port is not None:
+            break
+    raise RuntimeError(f"nx-27017 did not answer ping within {NX_START_TIMEOUT} s; its log:\n{last_log[-2000:]}")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a process we started, killing it if it does not exit within 5 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def nx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of an in-memory nx-27017 MongoDB wire-protocol server on loopback, shared by the session."""
+    process, uri = start_nx(tmp_path_factory.mktemp("nx-27017"))
+    try:
+        yield uri
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def nx_client(nx_server: str) -> Iterator[MongoClient]:
+    """One pymongo client to the session's nx-27017 server."""
+    with MongoClient(nx_server, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=5000) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def mongodb_client() -> Iterator[MongoClient]:
+    """A pymongo client to the real MongoDB named by MAEVE_TEST_MONGODB_URI; skips when it is not set."""
+    uri = os.environ.get(MONGODB_URI_VARIABLE)
+    if not uri:
+        pytest.skip(f"{MONGODB_URI_VARIABLE} is not set")
+    with MongoClient(uri, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=5000) as client:
+        yield client
+
+
+def _with_database(uri: str, database: str) -> str:
+    """The MongoDB URI with its path replaced by ``/database`` (options kept)."""
+    parts = urlsplit(uri)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+@pytest.fixture
+def make_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], Storage]]:
+    """Factory ``make_storage(engine)``: a fresh, empty storage on that engine, closed (and dropped) after the test."""
+    opened: list[Storage] = []
+    dropped: list[tuple[MongoClient, str]] = []
+    counter = itertools.count()
+
+    def make(engine: str) -> Storage:
+        storage: Storage
+        if engine == "sqlite":
+            storage = SqliteStorage(tmp_path / f"maeve-{next(counter)}.db")
+        elif engine == "mongomock":
+            storage = MongoStorage(mongomock.MongoClient(), "maeve")
+        elif engine in ("nx27017", "mongodb"):
+            client: MongoClient = request.getfixturevalue("nx_client" if engine == "nx27017" else "mongodb_client")
+            database = f"maeve_test_{uuid.uuid4().hex[:12]}"
+            dropped.append((client, database))
+            storage = MongoStorage(client, database)
+        else:
+            raise ValueError(f"unknown storage engine {engine!r}; known: {STORAGE_ENGINES}")
+        opened.append(storage)
+        return storage
+
+    yield make
+    for storage in opened:
+        storage.close()
+    for client, database in dropped:
+        client.drop_database(database)
+
+
+@pytest.fixture
+def make_storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """Factory ``make_storage_url(engine)``: a URL for ``open_storage`` naming a fresh, empty store.
+
+    mongomock has no URL and raises ValueError.
+    """
+    dropped: list[tuple[MongoClient, str]] = []
+    counter = itertools.count()
+
+    def make(engine: str) -> str:
+        if engine == "sqlite":
+            return f"sqlite:///{tmp_path / f'maeve-url-{next(counter)}.db'}"
+        if engine in ("nx27017", "mongodb"):
+            client: MongoClient = request.getfixturevalue("nx_client" if engine == "nx27017" else "mongodb_client")
+            base = request.getfixturevalue("nx_server") if engine == "nx27017" else os.environ[MONGODB_URI_VARIABLE]
+            database = f"maeve_test_{uuid.uuid4().hex[:12]}"
+            dropped.append((client, database))
+            return _with_database(base, database)
+        if engine == "mongomock":
+            raise ValueError("mongomock has no URL; use make_storage('mongomock')")
+        raise ValueError(f"unknown storage engine {engine!r}; known: {STORAGE_ENGINES}")
+
+    yield make
+    for client, database in dropped:
+        client.drop_database(database)
+
+
+@pytest.fixture(params=STORAGE_ENGINES)
+def storage_engine(request: pytest.FixtureRequest) -> str:
+    """Each engine name in turn; "mongodb" is skipped unless MAEVE_TEST_MONGODB_URI is set."""
+    engine: str = request.param
+    if engine == "mongodb" and not os.environ.get(MONGODB_URI_VARIABLE):
+        pytest.skip(f"{MONGODB_URI_VARIABLE} is not set")
+    return engine
+
+
+@pytest.fixture
+def storage(storage_engine: str, make_storage: Callable[[str], Storage]) -> Storage:
+    """A fresh, empty storage, once per engine."""
+    return make_storage(storage_engine)
