@@ -16,7 +16,8 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 
 from maeve_api.middleware import RequestGuard
-from maeve_api.problems import AllowedMethods, register_error_handlers, status_response
+from maeve_api.probes import add_probes
+from maeve_api.problems import AllowedMethods, register_error_handlers
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, open_storage
 from maeve_api.validation import VALIDATORS
@@ -58,13 +59,13 @@ def _lifespan(storage_factory: Callable[[], Storage]) -> Any:
     return lifespan
 
 
-def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None = None) -> connexion.FlaskApp:
+def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None = None) -> connexion.AsyncApp:
     """Build the internal API app for ``settings``; storage opens when the app's lifespan starts.
 
     ``storage_factory`` replaces opening ``settings.database_url`` (tests give each test its own store).
     """
     spec = load_spec()
-    app = connexion.FlaskApp(
+    app = connexion.AsyncApp(
         __name__,
         specification_dir=SPEC_DIR,
         lifespan=_lifespan(storage_factory or (lambda: open_storage(settings.database_url))),
@@ -81,11 +82,5 @@ def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None
     app.add_middleware(RequestGuard, position=MiddlewarePosition.BEFORE_SWAGGER, max_body_bytes=settings.max_body_bytes)
     base_path = spec["servers"][0]["url"]
     register_error_handlers(app, AllowedMethods(base_path, spec["paths"]))
-    app.add_url_rule("/health", "health", _health)
+    add_probes(app)
     return app
-
-
-def _health() -> Any:
-    """The process is up; touches nothing else."""
-    response = status_response(200)
-    return response.body, 200, {"Content-Type": "application/json"}

@@ -17,8 +17,8 @@ class RefusedRequest(HTTPException):
 class RequestGuard:
     """Refuses what the router and validators would mishandle, each with a RefusedRequest the error mapping renders.
 
-    - 404 for a path holding control characters: they defeat Connexion's route matching while Flask
-      still routes the request, which would otherwise end in a 500 (connexion#2094);
+    - 404 for a path holding control characters, saying so: Connexion's route patterns do not match
+      them (connexion#2094);
     - 413 for a body over ``max_body_bytes``, checked against ``Content-Length`` up front;
     - 415 for a body sent without a ``Content-Type``: Connexion would validate it as JSON and then
       hand the handler raw bytes;

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
 
-from connexion import FlaskApp
+from connexion.apps.abstract import AbstractApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
@@ -23,16 +23,21 @@ logger = logging.getLogger(__name__)
 _DOMAIN_STATUS: dict[type[DomainError], int] = {InvalidInput: 400, Conflict: 409, NotSupported: 501}
 
 
-def status_response(code: int, error: str | None = None, headers: dict[str, str] | None = None) -> ConnexionResponse:
-    """A ``Status`` JSON response: the reason phrase of ``code`` and, when given, what was wrong."""
+def status_body(code: int, error: str | None = None) -> bytes:
+    """The JSON ``Status`` body: the reason phrase of ``code`` and, when given, what was wrong."""
     body: dict[str, str] = {"status": HTTPStatus(code).phrase}
     if error:
         body["error"] = error
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def status_response(code: int, error: str | None = None, headers: dict[str, str] | None = None) -> ConnexionResponse:
+    """A ``Status`` JSON response for ``code``."""
     return ConnexionResponse(
         status_code=code,
         mimetype="application/json",
         content_type="application/json",
-        body=json.dumps(body, ensure_ascii=False).encode(),
+        body=status_body(code, error),
         headers=headers or {},
     )
 
@@ -109,7 +114,7 @@ def _log(code: int, exc: Exception) -> None:
         logger.error("%d %s", code, exc)
 
 
-def register_error_handlers(app: FlaskApp, allowed: AllowedMethods) -> None:
+def register_error_handlers(app: AbstractApp, allowed: AllowedMethods) -> None:
     """Route every error the app can raise to a ``Status`` response."""
 
     def http_error(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

@@ -99,10 +99,3 @@ def test_swagger_ui_is_served(client):
     response = client.get("/ui/")
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
-
-
-def test_health_answers_200(client):
-    """/health answers 200 while the process is up."""
-    response = client.get("http://testserver/health")
-    assert response.status_code == 200
-    assert response.json() == {"status": "OK"}
