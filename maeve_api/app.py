@@ -15,9 +15,11 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 
+from maeve_api.metrics import InstrumentedStorage, add_metrics
 from maeve_api.middleware import RequestGuard
 from maeve_api.probes import add_probes
 from maeve_api.problems import AllowedMethods, register_error_handlers
+from maeve_api.request_log import RequestLog
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, open_storage
 from maeve_api.validation import VALIDATORS
@@ -31,12 +33,30 @@ def _snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def handler_name(controller: str, operation_id: str) -> str:
+    """The dotted name of the function serving ``operation_id``: its snake_case form in ``controller``."""
+    return f"{controller}.{_snake_case(operation_id)}"
+
+
 class SnakeCaseResolver(Resolver):
     """Finds ``registerChargeStation`` as ``register_charge_station`` in the path's router controller."""
 
     def resolve_operation_id(self, operation: Any) -> str:
-        controller = operation.router_controller
-        return f"{controller}.{_snake_case(operation.operation_id)}"
+        return handler_name(operation.router_controller, operation.operation_id)
+
+
+def operation_routes(spec: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Each operation's handler name (the router's id for it) mapped to its operationId and path template."""
+    base_path = spec["servers"][0]["url"].rstrip("/")
+    return {
+        handler_name(operation["x-openapi-router-controller"], operation["operationId"]): (
+            operation["operationId"],
+            base_path + template,
+        )
+        for template, item in spec["paths"].items()
+        for operation in item.values()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
 
 
 def load_spec(name: str = API_SPEC) -> dict[str, Any]:
@@ -50,7 +70,7 @@ def _lifespan(storage_factory: Callable[[], Storage]) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Storage]]:
         # Opened per worker, after gunicorn forks: pymongo clients are not fork-safe.
-        storage = storage_factory()
+        storage = InstrumentedStorage(storage_factory())
         try:
             yield {"storage": storage}
         finally:
@@ -80,7 +100,12 @@ def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
     )
     app.add_middleware(RequestGuard, position=MiddlewarePosition.BEFORE_SWAGGER, max_body_bytes=settings.max_body_bytes)
+    # Outside the error mapping, so that error responses are logged and counted too.
+    app.add_middleware(
+        RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION, listener="api", operations=operation_routes(spec)
+    )
     base_path = spec["servers"][0]["url"]
     register_error_handlers(app, AllowedMethods(base_path, spec["paths"]))
     add_probes(app)
+    add_metrics(app)
     return app

@@ -1,6 +1,25 @@
 """gunicorn configuration, from the same settings the app reads."""
 
-from maeve_api.settings import Settings
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# Every worker writes its metric samples under one directory that /metrics sums up. It must be set
+# before prometheus-client is first imported, here in the master, so that forked workers inherit it.
+_METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+_own_metrics_dir = _METRICS_DIR_VARIABLE not in os.environ
+if _own_metrics_dir:
+    os.environ[_METRICS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="maeve-metrics-")
+else:
+    # Samples left by an earlier run would be added to this one's.
+    for _stale in Path(os.environ[_METRICS_DIR_VARIABLE]).glob("*.db"):
+        _stale.unlink()
+
+from maeve_api.metrics import mark_worker_dead  # noqa: E402
+from maeve_api.request_log import logging_config  # noqa: E402
+from maeve_api.settings import Settings  # noqa: E402
 
 _settings = Settings.from_env()
 
@@ -9,9 +28,23 @@ workers = _settings.workers
 worker_class = "uvicorn_worker.UvicornWorker"
 # Storage is opened by each worker's lifespan, after the fork.
 preload_app = False
+# A worker silent for this long is killed and replaced; no request here takes more than a few seconds.
 timeout = 30
+# On SIGTERM, workers stop accepting and get this long to finish the requests in flight.
 graceful_timeout = 20
 keepalive = 5
 loglevel = _settings.log_level
+logconfig_dict = logging_config(_settings.log_level)
 accesslog = None
 control_socket_disable = True
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    """Fold the samples of a worker that exited into the totals."""
+    mark_worker_dead(worker.pid)
+
+
+def on_exit(_server: Any) -> None:
+    """Remove the metrics directory if this master made it."""
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ[_METRICS_DIR_VARIABLE], ignore_errors=True)

@@ -49,7 +49,8 @@ class RequestGuard:
             raise RefusedRequest(415, "the request has a body but no Content-Type; send application/json")
         if chunked and length is None:
             body = await self._read_body(receive)
-            scope = {**scope, "headers": [*scope["headers"], (b"content-length", str(len(body)).encode())]}
+            # In place: the router records the matched operation in this same scope for the request log.
+            scope["headers"] = [*scope["headers"], (b"content-length", str(len(body)).encode())]
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
 

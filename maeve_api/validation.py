@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from collections import deque
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -14,14 +13,6 @@ from connexion.utils import is_null, is_nullable
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
 from jsonschema import Draft4Validator, ValidationError
 from starlette.types import Scope
-
-MAX_ECHO = 60
-
-
-def _echo(value: Any) -> str:
-    """``value`` as JSON, shortened so an error never repeats a large input."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 1] + "…"
 
 
 def _field_path(path: deque[Any]) -> str:
@@ -63,15 +54,16 @@ def describe(error: ValidationError) -> str:
     """One line naming where ``error`` happened and which rule of the schema was broken."""
     where = _field_path(error.absolute_path)
     rule = _rule(error)
+    # Values are never repeated: they may be large, or secrets that must not reach a log.
     if rule is not None:
-        return f"{where}: {_echo(error.instance)} {rule}"
-    # required and additionalProperties messages name the property; shorten anything else.
+        return f"{where}: {rule}"
+    # required and additionalProperties messages name only properties; shorten anything else.
     message = error.message if len(error.message) <= 200 else error.message[:199] + "…"
     return f"{where}: {message}"
 
 
 class NamingParameterValidator(ParameterValidator):
-    """Connexion's parameter validator, with errors such as ``path parameter 'csId': "c…" must be at most 28 …``.
+    """Connexion's parameter validator, with errors like ``path parameter 'csId': must be at most 28 characters long``.
 
     Connexion returns jsonschema's multi-line dump of the schema, which does not name the parameter.
     """

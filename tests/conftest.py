@@ -16,11 +16,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import mongomock_ng as mongomock
 import pytest
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
 from maeve_api.storage import Storage
 from maeve_api.storage.mongo import MongoStorage
 from maeve_api.storage.sqlite import SqliteStorage
-from pymongo import MongoClient
-from pymongo.errors import PyMongoError
 
 #: Every engine a storage-backed test runs against; the one place to add an engine.
 #: "mongodb" runs only when MAEVE_TEST_MONGODB_URI names a real server (tests drop their databases).

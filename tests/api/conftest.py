@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from maeve_api.storage import Storage
 
 from maeve_api.app import create_app
 from maeve_api.settings import Settings
+from maeve_api.storage import Storage
 
 API_ENGINES = ["sqlite", "nx27017"]
 

@@ -6,8 +6,8 @@ import copy
 from datetime import datetime
 
 import pytest
-from maeve_api.storage import Storage
 
+from maeve_api.storage import Storage
 from tests.api.conftest import assert_empty, assert_status
 
 LOCATION = {

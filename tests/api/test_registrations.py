@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from maeve_api.storage import Storage
 
+from maeve_api.storage import Storage
 from tests.api.conftest import assert_empty, assert_status
 
 
