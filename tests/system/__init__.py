@@ -1,0 +1,1 @@
+"""Tests against the service as deployed: gunicorn with several workers."""
