@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test fuzz lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/pytest
+
+# The contract tests at a larger volume than the default run (about 20 times the cases).
+fuzz: $(VENV)/.installed
+	MAEVE_CONTRACT_EXAMPLES=$${MAEVE_CONTRACT_EXAMPLES:-800} $(BIN)/pytest tests/contract --hypothesis-show-statistics
+
+bench: $(VENV)/.installed
+	command -v wrk >/dev/null && command -v hey >/dev/null || (apt-get update && apt-get install -y wrk hey)
+	$(BIN)/python -m bench.run
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check maeve_api handlers storage tests

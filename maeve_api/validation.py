@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import re
 from collections import deque
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -13,6 +15,14 @@ from connexion.utils import is_null, is_nullable
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
 from jsonschema import Draft4Validator, ValidationError
 from starlette.types import Scope
+
+# Only a \uD800-\uDFFF escape can put an unpaired surrogate into a parsed body.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_constant(name: str) -> None:
+    """NaN and Infinity, which Python's parser accepts, are not JSON (RFC 8259)."""
+    raise BadRequestProblem(detail=f"the request body is not valid JSON: {name} is not a JSON number")
 
 
 def _field_path(path: deque[Any]) -> str:
@@ -90,14 +100,26 @@ class NamingParameterValidator(ParameterValidator):
 class NamingJSONBodyValidator(JSONRequestBodyValidator):
     """Connexion's JSON body validator, with one-line errors that name the field.
 
-    A body nested too deeply for the JSON parser is a 400 rather than a RecursionError.
+    A body nested too deeply for the JSON parser, or holding an unpaired surrogate escape such as
+    ``"\\ud800"`` (which Python's parser accepts but no store can encode), is a 400.
     """
 
     async def _parse(self, stream: AsyncGenerator[bytes, None], scope: Scope) -> Any:
+        text = b"".join([chunk async for chunk in stream]).decode(self._encoding)
+        if not text:
+            return None
         try:
-            return await super()._parse(stream, scope)
+            body = json.loads(text, parse_constant=_refuse_constant)
+        except json.JSONDecodeError as exc:
+            raise BadRequestProblem(detail=f"the request body is not valid JSON: {exc}") from None
         except RecursionError:
             raise BadRequestProblem(detail="the request body is nested too deeply") from None
+        if _SURROGATE_ESCAPE.search(text):
+            try:
+                json.dumps(body, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise BadRequestProblem(detail="the request body holds an unpaired UTF-16 surrogate escape") from None
+        return body
 
     def _validate(self, body: Any) -> dict[str, Any] | None:
         if not self._nullable and body is None:

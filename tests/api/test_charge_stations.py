@@ -92,6 +92,15 @@ def test_reconfigure_merges_settings_by_name(client, store: Storage):
     ]
 
 
+def test_setting_names_and_values_with_nul_and_non_ascii_round_trip(client, store: Storage):
+    """Any string is a setting name or value: NUL bytes, dots, dollars and non-ASCII are kept as sent."""
+    register(client)
+    settings = {"a\u0000b": "v\u0000w", "$set.x": "é", "日本/設定": "1"}
+    assert_empty(client.post("/cs/cs001/reconfigure", json=settings), 200)
+    stored = {s["name"]: s["value"] for s in store.charge_stations.settings("cs001")}
+    assert stored == settings
+
+
 def test_reconfigure_of_an_unknown_station_is_404_and_stores_nothing(client, store: Storage):
     """Settings for a station never registered are refused."""
     assert_status(client.post("/cs/ghost/reconfigure", json={"a": "1"}), 404, "ghost")

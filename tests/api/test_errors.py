@@ -63,7 +63,13 @@ def test_wrong_content_type_is_415(client, content_type):
         (b"null", ""),
         (b'{"securityProfile": 0, "base64SHA256Password": "\xff\xfe"}', "UTF-8"),
         (b'{"securityProfile": 1e400}', ""),
-        (b"[" * 10_000 + b"]" * 10_000, ""),
+        (b'{"securityProfile": 1' + b"0" * 400 + b"}", "at most 2"),
+        (b'{"securityProfile": NaN}', "NaN"),
+        (b'{"securityProfile": -Infinity}', "Infinity"),
+        (b'{"securityProfile": 0, "base64SHA256Password": "\\ud800"}', "surrogate"),
+        (b'\xef\xbb\xbf{"securityProfile": 0}', "BOM"),
+        (b"[" * 10_000 + b"]" * 10_000, "nested too deeply"),
+        (b'{"a":' * 10_000 + b"1" + b"}" * 10_000, "nested too deeply"),
     ],
 )
 def test_malformed_bodies_are_400(client, content, mentions):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -14,7 +15,8 @@ from maeve_api.emaid import normalize_emaid
 from maeve_api.settings import Settings
 from tests.factories import make_certificate_pem
 
-EXAMPLES = 40
+#: Generated cases per operation (and stateful runs); `make fuzz` raises it for a longer run.
+EXAMPLES = int(os.environ.get("MAEVE_CONTRACT_EXAMPLES", "40"))
 HYPOTHESIS = settings(
     max_examples=EXAMPLES,
     deadline=None,
