@@ -24,9 +24,11 @@ def test_requests_and_store_calls_are_counted(client):
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     after = response.text
+    requests = "maeve_http_requests_total"
     labels = {"listener": "api", "operation": "lookupChargeStationAuth", "method": "GET", "status": "404"}
-    assert sample(after, "maeve_http_requests_total", **labels) - sample(before, "maeve_http_requests_total", **labels) == 2
+    assert sample(after, requests, **labels) - sample(before, requests, **labels) == 2
+    store_calls = "maeve_store_operation_duration_seconds_count"
     store = {"operation": "charge_stations.find_auth"}
-    count = "maeve_store_operation_duration_seconds_count"
-    assert sample(after, count, **store) - sample(before, count, **store) == 2
-    assert sample(after, "maeve_http_request_duration_seconds_bucket", operation="lookupChargeStationAuth", le="+Inf") > 0
+    assert sample(after, store_calls, **store) - sample(before, store_calls, **store) == 2
+    latency = "maeve_http_request_duration_seconds_bucket"
+    assert sample(after, latency, operation="lookupChargeStationAuth", le="+Inf") > 0
