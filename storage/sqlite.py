@@ -105,6 +105,7 @@ SCHEMA = (
 # Primary result codes that mean our SQL or the caller's data is wrong, not that the store is unwell:
 # SQLITE_ERROR (bad SQL), SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_MISUSE, SQLITE_RANGE.
 _NOT_UNAVAILABLE_CODES = frozenset({1, 18, 19, 20, 21, 25})
+_SQLITE_READONLY = 8
 _CALLER_ERRORS = (
     sqlite3.IntegrityError,
     sqlite3.ProgrammingError,
@@ -133,6 +134,12 @@ def _is_unavailable(exc: sqlite3.Error) -> bool:
         return False
     code = getattr(exc, "sqlite_errorcode", None)
     return code is None or code & 0xFF not in _NOT_UNAVAILABLE_CODES
+
+
+def _is_read_only(exc: sqlite3.Error) -> bool:
+    """Whether the error is SQLITE_READONLY or one of its extended codes (such as SQLITE_READONLY_DBMOVED)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == _SQLITE_READONLY
 
 
 def path_from_url(url: str) -> Path:
@@ -211,6 +218,10 @@ class SqliteStorage(Storage):
             yield
         except sqlite3.Error as exc:
             if _is_unavailable(exc):
+                if _is_read_only(exc):
+                    # A connection that opened the file read-only, or whose file was moved, never writes
+                    # again; drop it so that this thread's next call opens the file afresh.
+                    self._discard_connection()
                 raise StorageUnavailable(f"SQLite database unavailable: {exc}") from exc
             raise
 
@@ -238,6 +249,17 @@ class SqliteStorage(Storage):
         local.connection = connection
         local.pid = pid
         return connection
+
+    def _discard_connection(self) -> None:
+        """Close and forget this thread's connection, if any; the next call opens a new one."""
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None or self._local.pid != os.getpid():  # one inherited across fork() is the parent's
+            return
+        self._local.connection = None
+        with self._lock:
+            self._connections = [entry for entry in self._connections if entry[2] is not connection]
+        with contextlib.suppress(sqlite3.Error):
+            connection.close()
 
     def _prune(self) -> None:
         """Close the connections of threads that have ended and forget those inherited across fork()."""

@@ -1,0 +1,1 @@
+"""Repository conformance suite: every storage engine behind the interface behaves the same."""

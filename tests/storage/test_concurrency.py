@@ -1,0 +1,107 @@
+"""Concurrent writers on every engine: merges lose nothing and upserts leave one consistent record."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+THREADS = 8
+ROUNDS = 5
+T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+
+def run_together(work):
+    """Run work(i) for i in range(THREADS), all released at once; re-raises the first error."""
+    barrier = threading.Barrier(THREADS)
+
+    def start(i):
+        barrier.wait(timeout=10)
+        return work(i)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        return [future.result(timeout=30) for future in [pool.submit(start, i) for i in range(THREADS)]]
+
+
+def make_token(i):
+    token = {
+        "uid": "SHARED",
+        "country_code": "GB",
+        "party_id": f"P{i}",
+        "type": "RFID",
+        "contract_id": f"C{i}",
+        "issuer": f"issuer {i}",
+        "valid": i % 2 == 0,
+        "cache_mode": "ALWAYS",
+        "last_updated": T0 + timedelta(seconds=i),
+    }
+    if i % 2:
+        token["visual_number"] = f"V{i}"
+    return token
+
+
+def test_concurrent_merges_of_distinct_settings_lose_none(storage):
+    """Eight threads merging their own setting names into one station all end up stored."""
+    storage.charge_stations.put_auth("cs001", {"security_profile": 1})
+
+    def merge(i):
+        for round_ in range(ROUNDS):
+            storage.charge_stations.merge_settings(
+                "cs001", [{"name": f"t{i}.r{round_}.{part}", "value": str(i), "status": "Pending"} for part in "ab"]
+            )
+
+    run_together(merge)
+    expected = sorted(f"t{i}.r{r}.{part}" for i in range(THREADS) for r in range(ROUNDS) for part in "ab")
+    assert [s["name"] for s in storage.charge_stations.settings("cs001")] == expected
+
+
+def test_concurrent_merges_of_the_same_new_setting_leave_one(storage):
+    """Eight threads creating the same setting at once leave exactly one setting, from one of them."""
+    storage.charge_stations.put_auth("cs001", {"security_profile": 1})
+    run_together(
+        lambda i: storage.charge_stations.merge_settings("cs001", [{"name": "a", "value": str(i), "status": f"s{i}"}])
+    )
+    [stored] = storage.charge_stations.settings("cs001")
+    assert stored in [{"name": "a", "value": str(i), "status": f"s{i}"} for i in range(THREADS)]
+
+
+def test_concurrent_merges_of_distinct_certificates_lose_none(storage):
+    """Eight threads merging their own certificate ids into one station all end up stored."""
+    storage.charge_stations.put_auth("cs001", {"security_profile": 1})
+    run_together(
+        lambda i: storage.charge_stations.merge_install_certificates(
+            "cs001", [{"certificate_id": f"c{i}", "type": "V2GRootCertificate", "pem": "pem", "status": "Pending"}]
+        )
+    )
+    ids = [c["certificate_id"] for c in storage.charge_stations.install_certificates("cs001")]
+    assert ids == [f"c{i}" for i in range(THREADS)]
+
+
+def test_concurrent_upserts_of_one_token_leave_one_consistent_record(storage):
+    """Eight threads putting the same new uid at once leave one token equal to exactly one of the puts."""
+    run_together(lambda i: storage.tokens.put(make_token(i)))
+    stored = storage.tokens.get("SHARED")
+    assert stored in [make_token(i) for i in range(THREADS)]
+    assert storage.tokens.page(0, 10) == [stored]
+
+
+def test_concurrent_registrations_of_one_station_leave_one_auth_record(storage):
+    """Eight threads registering the same new station at once leave one auth record from one of them."""
+    run_together(lambda i: storage.charge_stations.put_auth("cs001", {"security_profile": i, "password_hash": f"h{i}"}))
+    stored = storage.charge_stations.find_auth("cs001")
+    assert stored in [
+        {"security_profile": i, "password_hash": f"h{i}", "invalid_username_allowed": False} for i in range(THREADS)
+    ]
+
+
+def test_concurrent_first_registrations_of_one_token_store_it_once_as_pending(storage):
+    """Eight threads storing the same new OCPI token without status leave one PENDING registration."""
+    run_together(lambda i: storage.registrations.put("tok-1", None))
+    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": "PENDING"}
+
+
+def test_concurrent_puts_of_one_location_leave_one_whole_document(storage):
+    """Eight threads putting the same new location id at once leave one document from one of them."""
+    run_together(lambda i: storage.locations.put({"id": "LOC1", "name": f"n{i}", "last_updated": T0}))
+    [stored] = storage.locations.page(0, 10)
+    assert stored in [{"id": "LOC1", "name": f"n{i}", "last_updated": T0} for i in range(THREADS)]

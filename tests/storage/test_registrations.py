@@ -1,0 +1,77 @@
+"""OCPI registrations on every engine: default status, status changes and idempotent removal."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_put_without_status_stores_a_new_token_as_pending(storage):
+    """put(token, None) for a new token stores it with status PENDING."""
+    storage.registrations.put("tok-1", None)
+    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": "PENDING"}
+
+
+@pytest.mark.parametrize("status", ["PENDING", "REGISTERED"])
+def test_put_without_status_keeps_an_existing_status(storage, status):
+    """put(token, None) for a stored token never changes its status."""
+    storage.registrations.put("tok-1", status)
+    storage.registrations.put("tok-1", None)
+    storage.registrations.put("tok-1", None)
+    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": status}
+
+
+@pytest.mark.parametrize("status", ["PENDING", "REGISTERED"])
+def test_put_with_status_stores_it_for_a_new_token(storage, status):
+    """put(token, status) for a new token stores that status."""
+    storage.registrations.put("tok-1", status)
+    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": status}
+
+
+def test_put_with_status_changes_an_existing_status(storage):
+    """put(token, status) sets the status of a stored token, in either direction."""
+    storage.registrations.put("tok-1", None)
+    storage.registrations.put("tok-1", "REGISTERED")
+    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": "REGISTERED"}
+    storage.registrations.put("tok-1", "PENDING")
+    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": "PENDING"}
+
+
+def test_registrations_of_other_tokens_stay_apart(storage):
+    """Changing one token's registration leaves the others alone."""
+    storage.registrations.put("tok-1", "REGISTERED")
+    storage.registrations.put("tok-2", None)
+    storage.registrations.put("TOK-1", "PENDING")
+    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": "REGISTERED"}
+    assert storage.registrations.find("tok-2") == {"token": "tok-2", "status": "PENDING"}
+
+
+def test_find_of_an_unknown_token_is_none(storage):
+    """find returns None for a token that was never stored."""
+    storage.registrations.put("tok-1", None)
+    assert storage.registrations.find("tok-2") is None
+
+
+def test_remove_deletes_the_registration(storage):
+    """After remove the token is not found and another token is still there."""
+    storage.registrations.put("tok-1", "REGISTERED")
+    storage.registrations.put("tok-2", "REGISTERED")
+    storage.registrations.remove("tok-1")
+    assert storage.registrations.find("tok-1") is None
+    assert storage.registrations.find("tok-2") == {"token": "tok-2", "status": "REGISTERED"}
+
+
+def test_remove_is_idempotent(storage):
+    """Removing a token twice, or one never stored, raises nothing."""
+    storage.registrations.put("tok-1", None)
+    storage.registrations.remove("tok-1")
+    storage.registrations.remove("tok-1")
+    storage.registrations.remove("never-stored")
+    assert storage.registrations.find("tok-1") is None
+
+
+def test_put_after_remove_starts_again_as_pending(storage):
+    """A removed registration stored again without status is PENDING, not its old status."""
+    storage.registrations.put("tok-1", "REGISTERED")
+    storage.registrations.remove("tok-1")
+    storage.registrations.put("tok-1", None)
+    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": "PENDING"}

@@ -1,0 +1,144 @@
+"""Authorization tokens on every engine: upsert by uid, lookup, timestamps and paging."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from maeve_api.storage import NotFound
+from tests.storage.conftest import CODE_POINT_KEYS, assert_not_found, assert_utc
+
+LAST_UPDATED = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
+OPTIONAL = {"visual_number": "V-0001", "group_id": "fleet-7", "language_code": "de"}
+
+
+def make_token(**overrides):
+    token = {
+        "uid": "DEADBEEF",
+        "country_code": "GB",
+        "party_id": "TWK",
+        "type": "RFID",
+        "contract_id": "GBTWK012345678V",
+        "issuer": "Thoughtworks",
+        "valid": True,
+        "cache_mode": "ALWAYS",
+        "last_updated": LAST_UPDATED,
+    }
+    token.update(overrides)
+    return token
+
+
+def test_put_then_find_returns_the_whole_token(storage):
+    """A stored token comes back whole, optional fields included."""
+    storage.tokens.put(make_token(**OPTIONAL))
+    assert storage.tokens.find("DEADBEEF") == make_token(**OPTIONAL)
+
+
+def test_optional_fields_not_set_are_absent(storage):
+    """Optional fields that were not given, or given as None, are left out of the token, not None."""
+    storage.tokens.put(make_token(uid="a"))
+    storage.tokens.put(make_token(uid="b", visual_number=None, group_id=None, language_code=None))
+    assert storage.tokens.find("a") == make_token(uid="a")
+    assert storage.tokens.find("b") == make_token(uid="b")
+
+
+def test_put_replaces_the_whole_token(storage):
+    """A second put of the same uid replaces every field: an optional field not given again is gone."""
+    storage.tokens.put(make_token(**OPTIONAL))
+    replacement = make_token(valid=False, cache_mode="NEVER", issuer="Other", group_id="fleet-8")
+    storage.tokens.put(replacement)
+    assert storage.tokens.find("DEADBEEF") == replacement
+    assert storage.tokens.page(0, 10) == [replacement]
+
+
+def test_put_keeps_tokens_of_other_uids(storage):
+    """Putting one uid leaves tokens with other uids alone."""
+    storage.tokens.put(make_token(uid="a", **OPTIONAL))
+    storage.tokens.put(make_token(uid="b"))
+    assert storage.tokens.find("a") == make_token(uid="a", **OPTIONAL)
+
+
+def test_undocumented_keys_are_not_stored(storage):
+    """Keys outside the token document are dropped, and valid is stored as a bool."""
+    storage.tokens.put(make_token(valid=1, _id="other", extra="x", lastUpdated="now"))
+    stored = storage.tokens.find("DEADBEEF")
+    assert stored == make_token()
+    assert stored["valid"] is True
+
+
+def test_find_of_an_unknown_uid_is_none(storage):
+    """find returns None for a uid that was never stored."""
+    storage.tokens.put(make_token())
+    assert storage.tokens.find("deadbeef") is None
+
+
+def test_get_returns_the_token(storage):
+    """get returns the same token as find when it exists."""
+    storage.tokens.put(make_token())
+    assert storage.tokens.get("DEADBEEF") == make_token()
+
+
+def test_get_of_an_unknown_uid_raises_not_found(storage):
+    """get raises NotFound("token", uid) for a uid that was never stored."""
+    with pytest.raises(NotFound) as raised:
+        storage.tokens.get("nope")
+    assert_not_found(raised.value, "token", "nope")
+
+
+def test_last_updated_comes_back_utc_at_millisecond_precision(storage):
+    """A timestamp in another zone with microseconds comes back as the same instant in UTC, truncated to ms."""
+    given = datetime(2024, 5, 6, 9, 8, 9, 123999, tzinfo=timezone(timedelta(hours=2)))
+    storage.tokens.put(make_token(last_updated=given))
+    last_updated = storage.tokens.get("DEADBEEF")["last_updated"]
+    assert_utc(last_updated)
+    assert last_updated == datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
+    assert storage.tokens.page(0, 1)[0]["last_updated"] == last_updated
+
+
+def test_page_orders_by_uid_in_code_point_order(storage):
+    """page() sorts uids by code point: digits, upper case, lower case, then non-ASCII."""
+    for uid in CODE_POINT_KEYS:
+        storage.tokens.put(make_token(uid=uid))
+    assert [token["uid"] for token in storage.tokens.page(0, 100)] == sorted(CODE_POINT_KEYS)
+
+
+def test_page_returns_whole_tokens(storage):
+    """page() returns the same documents as find, optional fields absent where not set."""
+    storage.tokens.put(make_token(uid="a", **OPTIONAL))
+    storage.tokens.put(make_token(uid="b"))
+    assert storage.tokens.page(0, 10) == [make_token(uid="a", **OPTIONAL), make_token(uid="b")]
+
+
+@pytest.mark.parametrize(
+    ("offset", "limit", "expected"),
+    [
+        (0, 3, ["t0", "t1", "t2"]),
+        (2, 2, ["t2", "t3"]),
+        (3, 10, ["t3", "t4"]),
+        (0, 5, ["t0", "t1", "t2", "t3", "t4"]),
+        (4, 1, ["t4"]),
+        (5, 1, []),
+        (50, 10, []),
+        (0, 0, []),
+        (2, 0, []),
+    ],
+)
+def test_page_applies_offset_then_limit(storage, offset, limit, expected):
+    """page(offset, limit) skips offset tokens and returns at most limit; past the end or limit 0 gives []."""
+    for uid in ("t3", "t0", "t4", "t1", "t2"):
+        storage.tokens.put(make_token(uid=uid))
+    assert [token["uid"] for token in storage.tokens.page(offset, limit)] == expected
+
+
+def test_page_of_an_empty_store_is_empty(storage):
+    """page() of a store without tokens is []."""
+    assert storage.tokens.page(0, 20) == []
+
+
+@pytest.mark.parametrize(("offset", "limit"), [(-1, 10), (0, -1), (-5, -5)])
+def test_page_rejects_negative_offset_or_limit(storage, offset, limit):
+    """A negative offset or limit raises ValueError."""
+    storage.tokens.put(make_token())
+    with pytest.raises(ValueError, match="must not be negative"):
+        storage.tokens.page(offset, limit)
