@@ -11,7 +11,9 @@ from typing import Any
 
 import connexion
 import yaml
-from connexion.middleware import MiddlewarePosition
+from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware.response_validation import ResponseValidationMiddleware
+from connexion.middleware.security import SecurityMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 
@@ -79,6 +81,18 @@ def _lifespan(storage_factory: Callable[[], Storage]) -> Any:
     return lifespan
 
 
+def middlewares(settings: Settings) -> list[Any]:
+    """Connexion's middleware stack less the layers with nothing to do in this API.
+
+    The spec declares no security scheme, and response validation is off unless asked for;
+    each skipped layer would still route every request.
+    """
+    skipped = {SecurityMiddleware}
+    if not settings.validate_responses:
+        skipped.add(ResponseValidationMiddleware)
+    return [layer for layer in ConnexionMiddleware.default_middlewares if layer not in skipped]
+
+
 def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None = None) -> connexion.AsyncApp:
     """Build the internal API app for ``settings``; storage opens when the app's lifespan starts.
 
@@ -89,6 +103,7 @@ def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None
         __name__,
         specification_dir=SPEC_DIR,
         lifespan=_lifespan(storage_factory or (lambda: open_storage(settings.database_url))),
+        middlewares=middlewares(settings),
         pythonic_params=True,
     )
     app.add_api(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
+import secrets
 from collections.abc import Mapping
 from contextvars import ContextVar
 from time import perf_counter
@@ -99,7 +99,7 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         given = next((value for name, value in scope["headers"] if name == REQUEST_ID_HEADER), b"")
-        current = given.decode() if _ACCEPTED_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        current = given.decode() if _ACCEPTED_REQUEST_ID.fullmatch(given) else secrets.token_hex(16)
         reset = request_id.set(current)
         status = 500  # if nothing is sent, the server answers 500
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections import deque
@@ -11,6 +10,7 @@ from typing import Any
 
 from connexion.datastructures import MediaTypeDict
 from connexion.exceptions import BadRequestProblem
+from connexion.json_schema import Draft4RequestValidator
 from connexion.utils import is_null, is_nullable
 from connexion.validators import VALIDATOR_MAP, JSONRequestBodyValidator, ParameterValidator
 from jsonschema import Draft4Validator, ValidationError
@@ -18,6 +18,20 @@ from starlette.types import Scope
 
 # Only a \uD800-\uDFFF escape can put an unpaired surrogate into a parsed body.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+# Connexion builds a jsonschema validator per request, and one that is never reused costs more than the
+# validation itself. The spec's schema objects live as long as the app, so each is compiled once.
+_COMPILED: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
+def compiled(schema: dict[str, Any], validator_class: Any) -> Any:
+    """The ``validator_class`` validator for ``schema`` (with the format checker), built on first use."""
+    cached = _COMPILED.get(id(schema))
+    if cached is None or cached[0] is not schema or not isinstance(cached[1], validator_class):
+        cached = (schema, validator_class(schema, format_checker=Draft4Validator.FORMAT_CHECKER))
+        _COMPILED[id(schema)] = cached
+    return cached[1]
 
 
 def _refuse_constant(name: str) -> None:
@@ -88,9 +102,8 @@ class NamingParameterValidator(ParameterValidator):
             if param.get("required"):
                 return f"Missing {parameter_type} parameter '{param['name']}'"
             return None
-        schema = copy.deepcopy(param.get("schema", param))
         try:
-            Draft4Validator(schema, format_checker=Draft4Validator.FORMAT_CHECKER).validate(value)
+            compiled(param.get("schema", param), Draft4Validator).validate(value)
         except ValidationError as exception:
             rule = describe(exception).removeprefix("body: ")
             return f"{parameter_type} parameter '{param['name']}': {rule}"
@@ -120,6 +133,10 @@ class NamingJSONBodyValidator(JSONRequestBodyValidator):
             except UnicodeEncodeError:
                 raise BadRequestProblem(detail="the request body holds an unpaired UTF-16 surrogate escape") from None
         return body
+
+    @property
+    def _validator(self) -> Any:
+        return compiled(self._schema, Draft4RequestValidator)
 
     def _validate(self, body: Any) -> dict[str, Any] | None:
         if not self._nullable and body is None:
