@@ -7,7 +7,7 @@ from typing import Any
 from connexion import request
 
 from maeve_api.certificates import client_certificate_hash, load_pem_certificate, normalize_certificate_hash
-from maeve_api.context import storage
+from maeve_api.context import read, storage
 
 
 def upload_certificate(body: dict[str, str]) -> tuple[None, int, dict[str, str]]:
@@ -17,8 +17,8 @@ def upload_certificate(body: dict[str, str]) -> tuple[None, int, dict[str, str]]
     return None, 201, {"Location": f"{request.url.path}/{certificate_hash}"}
 
 
-def lookup_certificate(certificate_hash: str) -> tuple[dict[str, Any], int]:
-    certificate = storage().certificates.get(normalize_certificate_hash(certificate_hash))
+async def lookup_certificate(certificate_hash: str) -> tuple[dict[str, Any], int]:
+    certificate = await read(storage().certificates.get, normalize_certificate_hash(certificate_hash))
     return {"certificate": certificate["pem"]}, 200
 
 

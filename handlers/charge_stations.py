@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from maeve_api.charge_stations import staged_certificates, staged_settings
-from maeve_api.context import storage
+from maeve_api.context import read, storage
 from maeve_api.schemas import CHARGE_STATION_AUTH
 from maeve_api.storage import NotFound
 
@@ -15,8 +15,8 @@ def register_charge_station(cs_id: str, body: dict[str, Any]) -> tuple[None, int
     return None, 201
 
 
-def lookup_charge_station_auth(cs_id: str) -> tuple[dict[str, Any], int]:
-    auth = storage().charge_stations.find_auth(cs_id)
+async def lookup_charge_station_auth(cs_id: str) -> tuple[dict[str, Any], int]:
+    auth = await read(storage().charge_stations.find_auth, cs_id)
     if auth is None:
         raise NotFound("charge station", cs_id)
     return CHARGE_STATION_AUTH.dump(auth), 200

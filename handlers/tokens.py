@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maeve_api.context import storage
+from maeve_api.context import read, storage
 from maeve_api.schemas import TOKEN, TOKENS
 
 
@@ -17,5 +17,5 @@ def list_tokens(offset: int = 0, limit: int = 20) -> tuple[list[dict[str, Any]],
     return TOKENS.dump(storage().tokens.page(offset, limit)), 200
 
 
-def lookup_token(token_uid: str) -> tuple[dict[str, Any], int]:
-    return TOKEN.dump(storage().tokens.get(token_uid)), 200
+async def lookup_token(token_uid: str) -> tuple[dict[str, Any], int]:
+    return TOKEN.dump(await read(storage().tokens.get, token_uid)), 200

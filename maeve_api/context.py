@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from connexion import request
+from starlette.concurrency import run_in_threadpool
 
 from maeve_api.storage import Storage
+
+T = TypeVar("T")
 
 
 def storage() -> Storage:
     """The storage opened for this worker process by the app's lifespan."""
     opened: Storage = request.state.storage
     return opened
+
+
+async def read(call: Callable[..., T], *args: object) -> T:
+    """Run a store read: directly if the store answers in-process, else in the thread pool.
+
+    The hot lookups are ``async def`` handlers that read through this, so that on SQLite they are
+    served without a hop to a thread and back.
+    """
+    if storage().reads_in_process:
+        return call(*args)
+    return await run_in_threadpool(call, *args)

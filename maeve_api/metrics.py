@@ -94,6 +94,7 @@ class InstrumentedStorage(Storage):
 
     def __init__(self, storage: Storage) -> None:
         self.wrapped = storage
+        self.reads_in_process = storage.reads_in_process
         self.charge_stations = cast(
             ChargeStationRepository, _TimedRepository("charge_stations", storage.charge_stations)
         )

@@ -171,6 +171,10 @@ class LocationRepository(ABC):
 class Storage(ABC):
     """One engine's repositories, opened once per worker process."""
 
+    #: Whether a read is answered in-process, without waiting on a network or on a writer's lock, so that
+    #: an event loop may call it directly instead of handing it to a thread.
+    reads_in_process: bool = False
+
     charge_stations: ChargeStationRepository
     tokens: TokenRepository
     certificates: CertificateRepository

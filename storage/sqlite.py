@@ -167,6 +167,9 @@ class SqliteStorage(Storage):
     every read-modify-write runs in one ``BEGIN IMMEDIATE`` transaction.
     """
 
+    # In WAL mode readers never wait for writers, and a key lookup takes microseconds.
+    reads_in_process = True
+
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
         """Open (creating if needed) the database file and its tables; raises StorageUnavailable."""
         self.path = Path(path)
