@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import re
 import ssl
@@ -287,3 +288,19 @@ def test_malformed_hashes_are_refused(value: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         normalize_certificate_hash(value)
     assert (caught.value.field, caught.value.reason) == ("certificateHash", NOT_A_HASH)
+
+
+@given(st.text(max_size=300))
+def test_any_text_is_a_certificate_or_invalid_input(text: str) -> None:
+    """Arbitrary text never makes PEM parsing raise anything but InvalidInput."""
+    with contextlib.suppress(InvalidInput):
+        load_pem_certificate(text, "certificate")
+
+
+@given(st.binary(max_size=400), st.sampled_from(["\n", "\r\n", "\\n"]))
+def test_pem_armour_around_any_bytes_is_a_certificate_or_invalid_input(der: bytes, newline: str) -> None:
+    """A CERTIFICATE block holding arbitrary bytes is refused with InvalidInput unless it is a certificate."""
+    body = base64.b64encode(der).decode()
+    text = newline.join(["-----BEGIN CERTIFICATE-----", *(body[i : i + 64] for i in range(0, len(body), 64))])
+    with contextlib.suppress(InvalidInput):
+        load_pem_certificate(text + newline + "-----END CERTIFICATE-----" + newline, "certificate")
