@@ -7,11 +7,14 @@ from .base import (
     ChargeStationRepository,
     LocationRepository,
     NotFound,
+    PartyRepository,
+    PushRepository,
     RegistrationRepository,
     Storage,
     StorageError,
     StorageUnavailable,
     TokenRepository,
+    push_id,
 )
 
 __all__ = [
@@ -19,12 +22,15 @@ __all__ = [
     "ChargeStationRepository",
     "LocationRepository",
     "NotFound",
+    "PartyRepository",
+    "PushRepository",
     "RegistrationRepository",
     "Storage",
     "StorageError",
     "StorageUnavailable",
     "TokenRepository",
     "open_storage",
+    "push_id",
 ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 Document = dict[str, Any]
@@ -168,6 +169,98 @@ class LocationRepository(ABC):
         """Up to ``limit`` locations after skipping ``offset``, ordered by last_updated then id."""
 
 
+class PartyRepository(ABC):
+    """OCPI partners we completed a credentials handshake with, keyed by ``key`` (``CC*PID`` of the first role).
+
+    Document: ``{"key", "roles": [{"role", "country_code", "party_id", "business_details"}], "version",
+    "versions_url", "endpoints": [{"identifier", "role", "url"}], "outbound_token", "token_encoding",
+    "inbound_token", "inbound_token_hash", "registered_at", "last_push"?}``. ``outbound_token`` is the
+    token we call the partner with; ``inbound_token`` the one it calls us with, found by its hash.
+    """
+
+    @abstractmethod
+    def put(self, party: Mapping[str, Any]) -> None:
+        """Create or replace the whole party under party["key"] (``inbound_token_hash`` is unique to one party)."""
+
+    @abstractmethod
+    def find(self, key: str) -> Document | None:
+        """The party, or None."""
+
+    def get(self, key: str) -> Document:
+        """The party; raises NotFound."""
+        party = self.find(key)
+        if party is None:
+            raise NotFound("party", key)
+        return party
+
+    @abstractmethod
+    def find_by_inbound_token_hash(self, token_hash: str) -> Document | None:
+        """The party that calls us with the token of this hash, or None."""
+
+    @abstractmethod
+    def all(self) -> list[Document]:
+        """Every party, ordered by key."""
+
+    @abstractmethod
+    def remove(self, key: str) -> None:
+        """Delete the party if present."""
+
+    @abstractmethod
+    def record_push(self, key: str, result: Mapping[str, Any]) -> None:
+        """Store ``result`` as the party's ``last_push``, leaving the rest; does nothing for an unknown party."""
+
+
+class PushRepository(ABC):
+    """The outbox of location pushes: one entry per (party, location), delivered by whichever worker claims it.
+
+    Entry: ``{"id", "party", "location_id", "revision", "attempts", "due_at", "lease_until",
+    "lease"?, "last_error"?}``. Times are UTC datetimes. An entry is due when ``due_at`` has passed and
+    is free when ``lease_until`` has passed; claiming sets a lease atomically, so two workers never
+    hold the same entry at once.
+    """
+
+    @abstractmethod
+    def enqueue(self, party: str, location_id: str, now: datetime) -> None:
+        """Ask for (another) push of the location to the party, due at ``now``, with a new revision.
+
+        An entry already queued is reset (attempts 0, due now) but keeps a lease it holds, so a push in
+        flight is not joined by a second one; it is sent again after that one ends.
+        """
+
+    @abstractmethod
+    def claim(self, now: datetime, lease_until: datetime, lease: str) -> Document | None:
+        """Atomically take the earliest due, free entry, leasing it as ``lease`` until ``lease_until``; or None."""
+
+    @abstractmethod
+    def complete(self, entry_id: str, lease: str, revision: str) -> bool:
+        """End a delivered push held under ``lease``: removed if still at ``revision``, else released to send
+        the newer revision at once. Returns whether the entry was removed."""
+
+    @abstractmethod
+    def retry(self, entry_id: str, lease: str, revision: str, due_at: datetime, error: str) -> None:
+        """Release a failed push held under ``lease``: one more attempt counted, due again at ``due_at``.
+
+        If a newer revision was enqueued meanwhile, it keeps its own due time and attempt count.
+        """
+
+    @abstractmethod
+    def find(self, entry_id: str) -> Document | None:
+        """The entry, or None."""
+
+    @abstractmethod
+    def all(self) -> list[Document]:
+        """Every entry, ordered by due_at then id."""
+
+    @abstractmethod
+    def remove_party(self, party: str) -> None:
+        """Drop every entry of the party."""
+
+
+def push_id(party: str, location_id: str) -> str:
+    """The outbox entry id of a location's push to a party."""
+    return f"{party}/{location_id}"
+
+
 class Storage(ABC):
     """One engine's repositories, opened once per worker process."""
 
@@ -180,6 +273,8 @@ class Storage(ABC):
     certificates: CertificateRepository
     registrations: RegistrationRepository
     locations: LocationRepository
+    parties: PartyRepository
+    pushes: PushRepository
 
     @abstractmethod
     def ping(self) -> None:

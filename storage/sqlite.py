@@ -7,6 +7,7 @@ import logging
 import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -24,16 +25,21 @@ from .base import (
     Document,
     LocationRepository,
     NotFound,
+    PartyRepository,
+    PushRepository,
     RegistrationRepository,
     Storage,
     StorageUnavailable,
     TokenRepository,
+    push_id,
 )
 
 __all__ = [
     "SqliteCertificateRepository",
     "SqliteChargeStationRepository",
     "SqliteLocationRepository",
+    "SqlitePartyRepository",
+    "SqlitePushRepository",
     "SqliteRegistrationRepository",
     "SqliteStorage",
     "SqliteTokenRepository",
@@ -42,8 +48,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 URL_PREFIX = "sqlite:///"
-#: Bumped whenever SCHEMA changes; a database at this version is not touched at open.
-SCHEMA_VERSION = 1
+#: Bumped whenever SCHEMA changes; a database at this version is not touched at open. Every statement
+#: is idempotent, so an older database gets what it lacks and keeps its data (2 added the OCPI tables).
+SCHEMA_VERSION = 2
 # Text keys use the default BINARY collation: UTF-8 byte order, which is code-point order.
 # Datetimes are INTEGER milliseconds since the epoch (UTC), exactly what BSON stores.
 SCHEMA = (
@@ -100,6 +107,23 @@ SCHEMA = (
         document TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS locations_by_last_updated ON locations (last_updated, id)",
+    """CREATE TABLE IF NOT EXISTS ocpi_parties (
+        key TEXT PRIMARY KEY NOT NULL,
+        inbound_token_hash TEXT NOT NULL UNIQUE,
+        document TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS location_pushes (
+        id TEXT PRIMARY KEY NOT NULL,
+        party TEXT NOT NULL,
+        location_id TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        due_at INTEGER NOT NULL,
+        lease_until INTEGER NOT NULL,
+        lease TEXT,
+        last_error TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS location_pushes_by_due_at ON location_pushes (due_at, id)",
 )
 
 # Primary result codes that mean our SQL or the caller's data is wrong, not that the store is unwell:
@@ -188,6 +212,8 @@ class SqliteStorage(Storage):
         self.certificates = SqliteCertificateRepository(self)
         self.registrations = SqliteRegistrationRepository(self)
         self.locations = SqliteLocationRepository(self)
+        self.parties = SqlitePartyRepository(self)
+        self.pushes = SqlitePushRepository(self)
 
     @classmethod
     def from_url(cls, url: str) -> SqliteStorage:
@@ -558,3 +584,134 @@ def _location(text: str) -> Document:
     """The location document stored as extended JSON."""
     document: Document = json_util.loads(text, json_options=_JSON_OPTIONS)
     return document
+
+
+def _dump(document: Mapping[str, Any]) -> str:
+    """A document as MongoDB extended JSON, datetimes included."""
+    return json_util.dumps(dict(document), json_options=_JSON_OPTIONS, ensure_ascii=False)
+
+
+def _load(text: str) -> Document:
+    """A document stored as extended JSON."""
+    document: Document = json_util.loads(text, json_options=_JSON_OPTIONS)
+    return document
+
+
+class SqlitePartyRepository(PartyRepository):
+    """OCPI parties in ``ocpi_parties``: the whole document as extended JSON, plus its lookup keys."""
+
+    def __init__(self, db: SqliteStorage) -> None:
+        self._db = db
+
+    def put(self, party: Mapping[str, Any]) -> None:
+        self._db.execute(
+            """INSERT INTO ocpi_parties (key, inbound_token_hash, document) VALUES (?, ?, ?)
+               ON CONFLICT (key) DO UPDATE SET
+                   inbound_token_hash = excluded.inbound_token_hash, document = excluded.document""",
+            (party["key"], party["inbound_token_hash"], _dump(party)),
+        )
+
+    def find(self, key: str) -> Document | None:
+        row = self._db.fetch_one("SELECT document FROM ocpi_parties WHERE key = ?", (key,))
+        return None if row is None else _load(row[0])
+
+    def find_by_inbound_token_hash(self, token_hash: str) -> Document | None:
+        row = self._db.fetch_one("SELECT document FROM ocpi_parties WHERE inbound_token_hash = ?", (token_hash,))
+        return None if row is None else _load(row[0])
+
+    def all(self) -> list[Document]:
+        return [_load(row[0]) for row in self._db.fetch_all("SELECT document FROM ocpi_parties ORDER BY key", ())]
+
+    def remove(self, key: str) -> None:
+        self._db.execute("DELETE FROM ocpi_parties WHERE key = ?", (key,))
+
+    def record_push(self, key: str, result: Mapping[str, Any]) -> None:
+        with self._db.transaction() as connection:
+            row = connection.execute("SELECT document FROM ocpi_parties WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return
+            party = _load(row[0])
+            party["last_push"] = dict(result)
+            connection.execute("UPDATE ocpi_parties SET document = ? WHERE key = ?", (_dump(party), key))
+
+
+_PUSH_COLUMNS = ("id", "party", "location_id", "revision", "attempts", "due_at", "lease_until", "lease", "last_error")
+_PUSH_SELECT = f"SELECT {', '.join(_PUSH_COLUMNS)} FROM location_pushes"
+
+
+def _push(row: tuple[Any, ...]) -> Document:
+    """The outbox entry of a ``location_pushes`` row, without the optional keys that are NULL."""
+    entry: Document = {c: v for c, v in zip(_PUSH_COLUMNS, row, strict=True) if v is not None}
+    entry["due_at"] = _datetime(entry["due_at"])
+    entry["lease_until"] = _datetime(entry["lease_until"])
+    return entry
+
+
+class SqlitePushRepository(PushRepository):
+    """The location push outbox in ``location_pushes``; claims run in one ``BEGIN IMMEDIATE`` transaction."""
+
+    def __init__(self, db: SqliteStorage) -> None:
+        self._db = db
+
+    def enqueue(self, party: str, location_id: str, now: datetime) -> None:
+        self._db.execute(
+            """INSERT INTO location_pushes (id, party, location_id, revision, attempts, due_at, lease_until)
+               VALUES (?, ?, ?, ?, 0, ?, 0)
+               ON CONFLICT (id) DO UPDATE SET
+                   revision = excluded.revision, attempts = 0, due_at = excluded.due_at, last_error = NULL""",
+            (push_id(party, location_id), party, location_id, uuid.uuid4().hex, _millis(now)),
+        )
+
+    def claim(self, now: datetime, lease_until: datetime, lease: str) -> Document | None:
+        at = _millis(now)
+        # Every worker polls: look before taking the write lock, which is needed only when there is work.
+        if self._db.fetch_one("SELECT 1 FROM location_pushes WHERE due_at <= ? AND lease_until <= ?", (at, at)) is None:
+            return None
+        with self._db.transaction() as connection:
+            row = connection.execute(
+                f"{_PUSH_SELECT} WHERE due_at <= ? AND lease_until <= ? ORDER BY due_at, id LIMIT 1", (at, at)
+            ).fetchone()
+            if row is None:
+                return None
+            connection.execute(
+                "UPDATE location_pushes SET lease_until = ?, lease = ? WHERE id = ?",
+                (_millis(lease_until), lease, row[0]),
+            )
+            row = connection.execute(f"{_PUSH_SELECT} WHERE id = ?", (row[0],)).fetchone()
+        return _push(row)
+
+    def complete(self, entry_id: str, lease: str, revision: str) -> bool:
+        with self._db.transaction() as connection:
+            removed = connection.execute(
+                "DELETE FROM location_pushes WHERE id = ? AND lease = ? AND revision = ?", (entry_id, lease, revision)
+            ).rowcount
+            if not removed:
+                connection.execute(
+                    "UPDATE location_pushes SET lease_until = 0, lease = NULL WHERE id = ? AND lease = ?",
+                    (entry_id, lease),
+                )
+        return bool(removed)
+
+    def retry(self, entry_id: str, lease: str, revision: str, due_at: datetime, error: str) -> None:
+        with self._db.transaction() as connection:
+            changed = connection.execute(
+                """UPDATE location_pushes SET attempts = attempts + 1, due_at = ?, last_error = ?,
+                       lease_until = 0, lease = NULL
+                   WHERE id = ? AND lease = ? AND revision = ?""",
+                (_millis(due_at), error, entry_id, lease, revision),
+            ).rowcount
+            if not changed:
+                connection.execute(
+                    "UPDATE location_pushes SET lease_until = 0, lease = NULL WHERE id = ? AND lease = ?",
+                    (entry_id, lease),
+                )
+
+    def find(self, entry_id: str) -> Document | None:
+        row = self._db.fetch_one(f"{_PUSH_SELECT} WHERE id = ?", (entry_id,))
+        return None if row is None else _push(row)
+
+    def all(self) -> list[Document]:
+        return [_push(row) for row in self._db.fetch_all(f"{_PUSH_SELECT} ORDER BY due_at, id", ())]
+
+    def remove_party(self, party: str) -> None:
+        self._db.execute("DELETE FROM location_pushes WHERE party = ?", (party,))
