@@ -1,0 +1,1 @@
+"""A reproducible load benchmark of the internal API against a bare-ASGI baseline (``make bench``)."""

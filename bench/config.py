@@ -1,0 +1,109 @@
+"""The benchmark's knobs, read once from the ``BENCH_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ENGINES = ("sqlite", "nx27017")
+SCENARIOS = ("auth", "certificate", "token", "mixed", "token-page", "token-upsert")
+
+
+class ConfigError(ValueError):
+    """A BENCH_* variable holds a value that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run is configured with; ``describe()`` lists it for the report."""
+
+    engines: tuple[str, ...] = ENGINES
+    scenarios: tuple[str, ...] = SCENARIOS
+    duration: int = 10  # seconds of each measured run
+    warmup: int = 3  # seconds of load before each measured run, not counted
+    connections: int = 32
+    threads: int = 2
+    workers: int = 2
+    stations: int = 100_000
+    certificates: int = 10_000
+    tokens: int = 100_000
+    growth_stations: int = 1_000  # the small store that auth lookup is compared against
+    storm_requests: int = 10_000
+    storm_connections: int = 1_000
+    docs: str = "docs/performance.md"  # empty: do not write it
+    note: str = ""  # when set, a History entry with this title and the headline numbers is appended
+
+    @property
+    def token_page_offset(self) -> int:
+        """An offset 90 % of the way into the tokens (offset=90000 for 100,000 tokens)."""
+        return self.tokens * 9 // 10
+
+    def describe(self) -> dict[str, str]:
+        """The settings as BENCH_* variables and their values."""
+        described = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            elif field.name in ("duration", "warmup"):
+                value = f"{value}s"
+            described[f"BENCH_{field.name.upper()}"] = str(value)
+        return described
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Read BENCH_* variables; raises ConfigError naming a bad one."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        return cls(
+            engines=_choices(env, "BENCH_ENGINES", defaults.engines, ENGINES),
+            scenarios=_choices(env, "BENCH_SCENARIOS", defaults.scenarios, SCENARIOS),
+            duration=_seconds(env, "BENCH_DURATION", defaults.duration, minimum=1),
+            warmup=_seconds(env, "BENCH_WARMUP", defaults.warmup, minimum=0),
+            connections=_int(env, "BENCH_CONNECTIONS", defaults.connections, minimum=1),
+            threads=_int(env, "BENCH_THREADS", defaults.threads, minimum=1),
+            workers=_int(env, "BENCH_WORKERS", defaults.workers, minimum=1),
+            stations=_int(env, "BENCH_STATIONS", defaults.stations, minimum=1),
+            certificates=_int(env, "BENCH_CERTIFICATES", defaults.certificates, minimum=1),
+            tokens=_int(env, "BENCH_TOKENS", defaults.tokens, minimum=1),
+            growth_stations=_int(env, "BENCH_GROWTH_STATIONS", defaults.growth_stations, minimum=1),
+            storm_requests=_int(env, "BENCH_STORM_REQUESTS", defaults.storm_requests, minimum=1),
+            storm_connections=_int(env, "BENCH_STORM_CONNECTIONS", defaults.storm_connections, minimum=1),
+            docs=env.get("BENCH_DOCS", defaults.docs),
+            note=env.get("BENCH_NOTE", defaults.note),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name, "").replace("_", "").replace(",", "")
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        raise ConfigError(f"{name} must be an integer of at least {minimum}, got {env[name]!r}")
+    return int(raw)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    """Whole seconds from ``10``, ``10s`` or ``2m``."""
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    match = re.fullmatch(r"(\d+)([sm]?)", raw.strip())
+    if match is None or int(match[1]) * (60 if match[2] == "m" else 1) < minimum:
+        raise ConfigError(f"{name} must be whole seconds like 10s or minutes like 2m, at least {minimum}s; got {raw!r}")
+    return int(match[1]) * (60 if match[2] == "m" else 1)
+
+
+def _choices(env: Mapping[str, str], name: str, default: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    chosen = tuple(part.strip() for part in raw.split(",") if part.strip())
+    unknown = [part for part in chosen if part not in known]
+    if unknown or not chosen:
+        raise ConfigError(f"{name} must be a comma-separated list of {', '.join(known)}, got {raw!r}")
+    return chosen

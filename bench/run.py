@@ -1,0 +1,322 @@
+"""The benchmark driver (``make bench``): seed each engine, serve it twice (API and baseline), load both, report.
+
+For each engine in BENCH_ENGINES it seeds a store through the repositories, starts the API the way
+production does (gunicorn, uvicorn workers) and the bare-ASGI baseline of bench/baseline.py on the
+same store, and drives both with wrk, one scenario after the other. See bench/config.py for the
+BENCH_* variables. Every process it starts is stopped on the way out, whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from bench import load, report
+from bench.config import REPO, Config, ConfigError
+from bench.load import LoadResult
+from bench.scenarios import Scenario, auth_group, scenarios
+from bench.seed import Dataset, IdFiles, SeedTiming, make_certificate_pems, seed, station_id, write_id_files
+from bench.servers import Gunicorn, Nx27017
+from maeve_api.storage import open_storage
+
+API_APP = "maeve_api.asgi:app"
+BASELINE_APP = "bench.baseline:app"
+RESULTS = REPO / "bench" / "results"
+#: Without a fixed-rate generator, the half-peak run uses this fraction of the connections instead.
+FALLBACK_CONNECTION_SHARE = 4
+#: Alternating runs of auth lookup on the full and the small store, each half of BENCH_DURATION.
+GROWTH_ROUNDS = 3
+
+
+@dataclass
+class Measured:
+    """One scenario on one engine: the API, the baseline, and the RSS of their workers afterwards."""
+
+    scenario: Scenario
+    api: LoadResult
+    api_rss: list[float]
+    baseline: LoadResult | None = None
+    baseline_rss: list[float] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None or not self.baseline.rps:
+            return None
+        return self.api.rps / self.baseline.rps
+
+
+@dataclass
+class EngineResults:
+    """Everything measured on one engine."""
+
+    engine: str
+    seeding: SeedTiming
+    measured: list[Measured] = field(default_factory=list)
+    growth_full: LoadResult | None = None  # auth lookup on the full store, in rounds alternating with:
+    growth_small: LoadResult | None = None  # auth lookup on the small store
+    growth_stations: int = 0
+    growth_method: str = ""
+    half_peak: LoadResult | None = None
+    half_peak_baseline: LoadResult | None = None  # the baseline at the same rate: the floor of machine and tool
+    half_peak_target: float = 0.0
+    half_peak_method: str = ""
+    storm: dict[str, LoadResult] = field(default_factory=dict)
+    storm_method: str = ""
+    rss_after: dict[str, list[float]] = field(default_factory=dict)
+    store_rss_mb: float | None = None
+
+    def find(self, key: str) -> Measured | None:
+        return next((m for m in self.measured if m.scenario.key == key), None)
+
+
+class Run:
+    """One benchmark run: its configuration, where it writes and what it measured."""
+
+    def __init__(self, config: Config, workdir: Path, results: Path) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.results = results
+        self.raw = results / "raw"
+        self.raw.mkdir(parents=True, exist_ok=True)
+        self.dataset = Dataset(config.stations, config.certificates, config.tokens)
+        self.ids: IdFiles = write_id_files(workdir / "ids", self.dataset)
+        self.pems = make_certificate_pems()
+
+    def log(self, message: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    # Stores
+
+    def open_stores(self, engine: str, stack: contextlib.ExitStack) -> tuple[str, str, Nx27017 | None]:
+        """URLs of the main and the small (growth) store of ``engine``, and the main store's server if any."""
+        directory = self.workdir / engine
+        directory.mkdir()
+        if engine == "sqlite":
+            return f"sqlite:///{directory / 'main.db'}", f"sqlite:///{directory / 'growth.db'}", None
+        servers = []
+        for name in ("main", "growth"):  # one server each, so that the two stores share nothing
+            server = Nx27017(name, directory)
+            stack.callback(server.stop)
+            server.start()
+            servers.append(server)
+        return servers[0].database_url("maeve_bench"), servers[1].database_url("maeve_bench"), servers[0]
+
+    def seed(self, url: str, dataset: Dataset) -> SeedTiming:
+        storage = open_storage(url)
+        try:
+            return seed(storage, dataset, self.pems)
+        finally:
+            storage.close()
+
+    # Load
+
+    def measure(self, server: Gunicorn, scenario: Scenario, engine: str) -> LoadResult:
+        """Warm up, then measure ``scenario`` against ``server`` with wrk."""
+        config = self.config
+        options = {"connections": config.connections, "threads": config.threads}
+        if config.warmup:
+            load.wrk(server.url, scenario.script, scenario.args, seconds=config.warmup, **options)
+        result = load.wrk(server.url, scenario.script, scenario.args, seconds=config.duration, **options)
+        self.keep(f"{engine}-{server.name}-{scenario.key}", result)
+        return result
+
+    def keep(self, name: str, result: LoadResult) -> None:
+        (self.raw / f"{name}.txt").write_text(result.output)
+
+    def at_rate(self, server: Gunicorn, engine: str, rate: float) -> LoadResult:
+        """Auth lookup at ``rate`` requests/s with hey, or, without it, wrk with fewer connections."""
+        config = self.config
+        if load.has("hey"):
+            url = f"{server.url}/api/v0/cs/{station_id(config.stations // 2)}/auth"
+            result = load.hey(url, connections=config.connections, seconds=config.duration, rate=rate)
+        else:
+            result = load.wrk(
+                server.url,
+                "lookup.lua",
+                (auth_group(self.ids.stations),),
+                seconds=config.duration,
+                connections=max(1, config.connections // FALLBACK_CONNECTION_SHARE),
+                threads=config.threads,
+            )
+        self.keep(f"{engine}-{server.name}-half-peak", result)
+        return result
+
+    def at_rate_method(self) -> str:
+        connections = self.config.connections
+        if load.has("hey"):
+            return f"hey -c {connections} -q (rate / {connections}): fixed rate, one station id"
+        return (
+            f"approximation: no fixed-rate load generator (hey) installed, so wrk with "
+            f"{max(1, connections // FALLBACK_CONNECTION_SHARE)} connections instead of {connections}, "
+            "at whatever rate that gives"
+        )
+
+    def storm(self, server: Gunicorn, engine: str) -> LoadResult:
+        """``storm_requests`` auth lookups at once over ``storm_connections`` connections.
+
+        hey sends exactly that many; without it, wrk holds the connections for BENCH_DURATION and the
+        time is extrapolated from its rate.
+        """
+        config = self.config
+        connections = min(config.storm_connections, config.storm_requests)
+        if load.has("hey"):
+            url = f"{server.url}/api/v0/cs/{station_id(0)}/auth"
+            result = load.hey(url, connections=connections, requests=config.storm_requests)
+        else:
+            measured = load.wrk(
+                server.url,
+                "lookup.lua",
+                (auth_group(self.ids.stations),),
+                seconds=config.duration,
+                connections=connections,
+                threads=config.threads,
+            )
+            seconds = config.storm_requests / measured.rps if measured.rps else float("nan")
+            result = dataclasses.replace(measured, requests=config.storm_requests, seconds=seconds)
+        self.keep(f"{engine}-{server.name}-storm", result)
+        return result
+
+    def storm_method(self) -> str:
+        config = self.config
+        connections = min(config.storm_connections, config.storm_requests)
+        if load.has("hey"):
+            return f"hey -n {config.storm_requests} -c {connections} (one station id)"
+        return (
+            f"approximation: no hey, so wrk -c {connections} for {config.duration} s, "
+            f"time = {config.storm_requests} / its rate, errors as counted in that run"
+        )
+
+    # One engine
+
+    def engine(self, engine: str) -> EngineResults:
+        """Seed, serve and load one engine; every process started here is stopped before returning."""
+        config = self.config
+        with contextlib.ExitStack() as stack:
+            main_url, growth_url, store_server = self.open_stores(engine, stack)
+            self.log(f"{engine}: seeding {self.dataset.records:,} records through the repositories")
+            results = EngineResults(engine, self.seed(main_url, self.dataset))
+            self.log(f"{engine}: seeded in {results.seeding.total_seconds:.2f} s")
+            results.growth_stations = config.growth_stations
+            self.seed(growth_url, Dataset(config.growth_stations))
+
+            api = self.serve(stack, "api", API_APP, main_url)
+            baseline = self.serve(stack, "baseline", BASELINE_APP, main_url)
+            small = self.serve(stack, "api-small", API_APP, growth_url) if "auth" in config.scenarios else None
+            for scenario in scenarios(config, self.ids):
+                results.measured.append(self.measure_both(engine, scenario, api, baseline))
+
+            auth = results.find("auth")
+            if auth is not None and small is not None:
+                results.growth_full, results.growth_small = self.growth(engine, auth.scenario, api, small)
+                results.growth_method = (
+                    f"API, wrk as above, {GROWTH_ROUNDS} alternating rounds of {self.growth_seconds} s on each store"
+                )
+                self.log(
+                    f"{engine}: auth lookup, {config.growth_stations:,} vs {config.stations:,} stations: "
+                    f"{results.growth_small.rps:,.0f}/s vs {results.growth_full.rps:,.0f}/s"
+                )
+                self.log(f"{engine}: p99 at half of peak, reconnect storm")
+                results.half_peak_target = auth.api.rps / 2
+                results.half_peak_method = self.at_rate_method()
+                results.half_peak = self.at_rate(api, engine, results.half_peak_target)
+                results.half_peak_baseline = self.at_rate(baseline, engine, results.half_peak_target)
+                results.storm_method = self.storm_method()
+                results.storm = {"api": self.storm(api, engine), "baseline": self.storm(baseline, engine)}
+            results.rss_after = {"api": api.worker_rss_mb(), "baseline": baseline.worker_rss_mb()}
+            if store_server is not None:
+                results.store_rss_mb = store_server.rss_mb()
+        return results
+
+    @property
+    def growth_seconds(self) -> int:
+        return max(1, self.config.duration // 2)
+
+    def growth(self, engine: str, auth: Scenario, api: Gunicorn, small: Gunicorn) -> tuple[LoadResult, LoadResult]:
+        """Auth lookup on the full store and on the small one, in alternating rounds; the totals of each.
+
+        Alternating short runs cancel out most of the drift that other load on the machine causes.
+        """
+        path = self.workdir / "ids" / "growth-stations.txt"
+        path.write_text("".join(f"{station_id(n)}\n" for n in range(self.config.growth_stations)))
+        small_auth = Scenario("auth", "auth lookup", "lookup.lua", (auth_group(path),))
+        options = {"connections": self.config.connections, "threads": self.config.threads}
+        seconds = self.growth_seconds
+        load.wrk(small.url, small_auth.script, small_auth.args, seconds=max(1, self.config.warmup), **options)
+        rounds: dict[str, list[LoadResult]] = {"full": [], "small": []}
+        for _round in range(GROWTH_ROUNDS):
+            rounds["full"].append(load.wrk(api.url, auth.script, auth.args, seconds=seconds, **options))
+            rounds["small"].append(load.wrk(small.url, small_auth.script, small_auth.args, seconds=seconds, **options))
+        for name, runs in rounds.items():
+            self.keep(f"{engine}-growth-{name}", load.combine(runs))
+        return load.combine(rounds["full"]), load.combine(rounds["small"])
+
+    def serve(self, stack: contextlib.ExitStack, name: str, app: str, url: str) -> Gunicorn:
+        server = Gunicorn(name, app, url, self.config.workers, self.workdir)
+        stack.callback(server.stop)
+        server.start()
+        return server
+
+    def measure_both(self, engine: str, scenario: Scenario, api: Gunicorn, baseline: Gunicorn) -> Measured:
+        """The scenario against the API, then right away against the baseline."""
+        measured = Measured(scenario, self.measure(api, scenario, engine), api.worker_rss_mb())
+        measured.baseline = self.measure(baseline, scenario, engine)
+        measured.baseline_rss = baseline.worker_rss_mb()
+        ratio = f"{measured.ratio:.0%}" if measured.ratio is not None else "-"
+        self.log(
+            f"{engine}: {scenario.title}: api {measured.api.rps:,.0f}/s, baseline {measured.baseline.rps:,.0f}/s "
+            f"({ratio}), api errors {measured.api.errors}"
+        )
+        return measured
+
+
+def _raise_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    # Turn SIGTERM into an exception, so that every ``finally`` runs and the servers are stopped.
+    raise SystemExit(128 + signum)
+
+
+def main() -> int:
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    if not load.has("wrk"):
+        print("bench: wrk is not installed (apt-get install wrk, or run `make bench`)", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    started = datetime.datetime.now(datetime.UTC)
+    results_dir = RESULTS / started.strftime("%Y%m%dT%H%M%SZ")
+    environment = report.environment(config, started)
+    try:
+        with tempfile.TemporaryDirectory(prefix="maeve-bench-") as workdir:
+            run = Run(config, Path(workdir), results_dir)
+            settings = " ".join(f"{name}={value}" for name, value in config.describe().items())
+            run.log(f"results in {results_dir.relative_to(REPO)}; {settings}")
+            engines = [run.engine(engine) for engine in config.engines]
+    except (KeyboardInterrupt, SystemExit):
+        print("bench: interrupted; the servers it started have been stopped", file=sys.stderr)
+        raise
+    environment["finished"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    environment["load average at the end (1/5/15 min)"] = report.load_average()
+    section = report.markdown(config, environment, engines)
+    (results_dir / "report.md").write_text(section)
+    (results_dir / "results.json").write_text(report.as_json(config, environment, engines))
+    print()
+    print(report.text_table(engines))
+    if config.docs:
+        docs = REPO / config.docs
+        report.update_docs(docs, section, report.history_entry(config, environment, engines) if config.note else None)
+        print(f"\nwrote {docs.relative_to(REPO)} and {results_dir.relative_to(REPO)}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
