@@ -68,13 +68,13 @@ def load_spec(name: str = API_SPEC) -> dict[str, Any]:
         return loaded
 
 
-def _lifespan(storage_factory: Callable[[], Storage]) -> Any:
+def _lifespan(storage_factory: Callable[[], Storage], settings: Settings) -> Any:
     @contextlib.asynccontextmanager
-    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Storage]]:
+    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         # Opened per worker, after gunicorn forks: pymongo clients are not fork-safe.
         storage = InstrumentedStorage(storage_factory())
         try:
-            yield {"storage": storage}
+            yield {"storage": storage, "settings": settings}
         finally:
             storage.close()
 
@@ -102,7 +102,7 @@ def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None
     app = connexion.AsyncApp(
         __name__,
         specification_dir=SPEC_DIR,
-        lifespan=_lifespan(storage_factory or (lambda: open_storage(settings.database_url))),
+        lifespan=_lifespan(storage_factory or (lambda: open_storage(settings.database_url)), settings),
         middlewares=middlewares(settings),
         pythonic_params=True,
     )

@@ -1,6 +1,10 @@
-"""The ASGI application gunicorn serves, configured from the environment."""
+"""The ASGI application gunicorn serves, configured from the environment: the internal API and OCPI, by port."""
 
 from maeve_api.app import create_app
+from maeve_api.listeners import PortDispatch
+from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.settings import Settings
 
-app = create_app(Settings.from_env())
+_settings = Settings.from_env()
+
+app = PortDispatch({_settings.api_port: create_app(_settings), _settings.ocpi_port: create_ocpi_app(_settings)})

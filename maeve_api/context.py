@@ -8,6 +8,7 @@ from typing import TypeVar
 from connexion import request
 from starlette.concurrency import run_in_threadpool
 
+from maeve_api.settings import Settings
 from maeve_api.storage import Storage
 
 T = TypeVar("T")
@@ -28,3 +29,9 @@ async def read(call: Callable[..., T], *args: object) -> T:
     if storage().reads_in_process:
         return call(*args)
     return await run_in_threadpool(call, *args)
+
+
+def settings() -> Settings:
+    """The settings the app was built with."""
+    configured: Settings = request.state.settings
+    return configured

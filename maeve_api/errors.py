@@ -25,3 +25,19 @@ class Conflict(DomainError):
 
 class NotSupported(DomainError):
     """The request asks for something this deployment does not offer; maps to 501."""
+
+
+class PartnerFailed(DomainError):
+    """A roaming partner's platform was unreachable or refused a step of a call to it; maps to 502.
+
+    ``step`` names what we were doing (``GET versions``), ``detail`` what the partner did or said.
+    """
+
+    def __init__(self, step: str, detail: str) -> None:
+        super().__init__(f"{step}: {detail}")
+        self.step = step
+        self.detail = detail
+
+
+class MissingEndpoints(PartnerFailed):
+    """A partner does not offer a module this platform needs from it; maps to 502 (OCPI status 3003)."""

@@ -8,23 +8,19 @@ single process (tests, ``python -m``) the default in-memory registry is used.
 from __future__ import annotations
 
 import os
+from collections import Counter as Tally
+from collections.abc import Iterator
 from time import perf_counter
-from typing import Any, cast
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client.core import GaugeMetricFamily
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from maeve_api.storage import (
-    CertificateRepository,
-    ChargeStationRepository,
-    LocationRepository,
-    RegistrationRepository,
-    Storage,
-    TokenRepository,
-)
+from maeve_api.storage import Storage, StorageError
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -52,6 +48,13 @@ STORE_ERRORS = Counter(
     "maeve_store_operation_errors",
     "Storage repository calls that raised, by repository, method and error type.",
     ("operation", "error"),
+)
+
+
+PUSHES = Counter(
+    "maeve_ocpi_pushes",
+    "Location pushes to OCPI partners, by party and result (ok or failed).",
+    ("party", "result"),
 )
 
 
@@ -89,29 +92,43 @@ class _TimedRepository:
         return timed
 
 
+#: The repository attributes of the storage interface, each timed under its name.
+REPOSITORIES = tuple(name for name, kind in Storage.__annotations__.items() if str(kind).endswith("Repository"))
+
+
 class InstrumentedStorage(Storage):
     """A storage whose repository calls are timed; otherwise it is the wrapped storage."""
 
     def __init__(self, storage: Storage) -> None:
         self.wrapped = storage
         self.reads_in_process = storage.reads_in_process
-        self.charge_stations = cast(
-            ChargeStationRepository, _TimedRepository("charge_stations", storage.charge_stations)
-        )
-        self.tokens = cast(TokenRepository, _TimedRepository("tokens", storage.tokens))
-        self.certificates = cast(CertificateRepository, _TimedRepository("certificates", storage.certificates))
-        self.registrations = cast(RegistrationRepository, _TimedRepository("registrations", storage.registrations))
-        self.locations = cast(LocationRepository, _TimedRepository("locations", storage.locations))
-
-    def __getattr__(self, attribute: str) -> Any:
-        # Repositories added to an engine later are reached untimed rather than missing.
-        return getattr(self.wrapped, attribute)
+        for name in REPOSITORIES:
+            setattr(self, name, _TimedRepository(name, getattr(storage, name)))
 
     def ping(self) -> None:
         self.wrapped.ping()
 
     def close(self) -> None:
         self.wrapped.close()
+
+
+class _Outbox:
+    """The outbox's depth per party, read from the store when scraped."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "maeve_ocpi_outbox_entries", "Location pushes waiting to be delivered, by party.", labels=("party",)
+        )
+        try:
+            waiting = Tally(entry["party"] for entry in self.storage.pushes.all())
+        except StorageError:
+            return  # the store's own unavailability shows in /ready and the store metrics
+        for party, count in sorted(waiting.items()):
+            family.add_metric((party,), count)
+        yield family
 
 
 def _registry() -> CollectorRegistry:
@@ -123,9 +140,15 @@ def _registry() -> CollectorRegistry:
     return REGISTRY
 
 
-async def metrics(_request: Request) -> Response:
-    """The Prometheus text exposition of every metric."""
-    body = await run_in_threadpool(generate_latest, _registry())
+def _exposition(storage: Storage) -> bytes:
+    outbox = CollectorRegistry(auto_describe=False)
+    outbox.register(_Outbox(storage))
+    return generate_latest(_registry()) + generate_latest(outbox)
+
+
+async def metrics(request: Request) -> Response:
+    """The Prometheus text exposition of every metric, the outbox's depth included."""
+    body = await run_in_threadpool(_exposition, request.state.storage)
     return Response(body, 200, media_type=CONTENT_TYPE_LATEST)
 
 

@@ -14,13 +14,18 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from maeve_api.errors import Conflict, DomainError, InvalidInput, NotSupported
+from maeve_api.errors import Conflict, DomainError, InvalidInput, NotSupported, PartnerFailed
 from maeve_api.middleware import RefusedRequest
 from maeve_api.storage import NotFound, StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
-_DOMAIN_STATUS: dict[type[DomainError], int] = {InvalidInput: 400, Conflict: 409, NotSupported: 501}
+_DOMAIN_STATUS: dict[type[DomainError], int] = {
+    InvalidInput: 400,
+    Conflict: 409,
+    NotSupported: 501,
+    PartnerFailed: 502,
+}
 
 
 def status_body(code: int, error: str | None = None) -> bytes:

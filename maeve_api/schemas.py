@@ -104,6 +104,8 @@ class LocationSchema(_WireSchema):
     coordinates = fields.Nested(_GeoLocationSchema, required=True)
     parking_type = fields.String()
     evses = fields.List(fields.Nested(_EvseSchema), load_default=list)
+    # Absent means the configured default zone, applied when the location is published.
+    time_zone = fields.String()
     last_updated = fields.DateTime(format=RFC3339_SECONDS, dump_only=True)
 
     @pre_load

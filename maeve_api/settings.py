@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_DATABASE_URL = "sqlite:///var/maeve.db"
 
@@ -26,10 +27,42 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     validate_responses: bool = False
     log_level: str = "info"
+    #: Where partners reach the OCPI listener; our versions URL is this plus ``/ocpi/versions``.
+    ocpi_external_url: str = "http://localhost:9411"
+    ocpi_country_code: str = "GB"
+    ocpi_party_id: str = "TWK"
+    ocpi_business_name: str = "MaEVe"
+    #: IANA time zone published with locations, which the internal API does not ask for.
+    ocpi_time_zone: str = "UTC"
+    #: Seconds to connect to a partner, and to wait for each read of its answer.
+    ocpi_connect_timeout: float = 5.0
+    ocpi_read_timeout: float = 10.0
+    #: Location pushes: how often each worker looks for due pushes, how long a claimed push is
+    #: reserved for the worker sending it, and the first and the longest delay between retries.
+    push_poll_seconds: float = 1.0
+    push_lease_seconds: float = 60.0
+    push_backoff_seconds: float = 2.0
+    push_backoff_max_seconds: float = 600.0
 
     def __post_init__(self) -> None:
         if not self.database_url.startswith(("sqlite:", "mongodb:", "mongodb+srv:")):
             raise SettingsError("MAEVE_DATABASE_URL must start with sqlite:, mongodb: or mongodb+srv:")
+        if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", self.ocpi_external_url):
+            raise SettingsError(f"MAEVE_OCPI_EXTERNAL_URL must be an http(s) URL, got {self.ocpi_external_url!r}")
+        if not re.fullmatch(r"[A-Z]{2}", self.ocpi_country_code):
+            raise SettingsError(f"MAEVE_OCPI_COUNTRY_CODE must be two capital letters, got {self.ocpi_country_code!r}")
+        if not re.fullmatch(r"[A-Z0-9]{3}", self.ocpi_party_id):
+            raise SettingsError(
+                f"MAEVE_OCPI_PARTY_ID must be three capital letters or digits, got {self.ocpi_party_id!r}"
+            )
+        if not 1 <= len(self.ocpi_business_name) <= 100:
+            raise SettingsError("MAEVE_OCPI_BUSINESS_NAME must be 1 to 100 characters long")
+        try:
+            ZoneInfo(self.ocpi_time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"MAEVE_OCPI_TIME_ZONE must be an IANA time zone such as Europe/London, got {self.ocpi_time_zone!r}"
+            ) from None
 
     @property
     def redacted_database_url(self) -> str:
@@ -41,7 +74,9 @@ class Settings:
             f"Settings(database_url={self.redacted_database_url!r}, host={self.host!r}, "
             f"api_port={self.api_port}, ocpi_port={self.ocpi_port}, workers={self.workers}, "
             f"max_body_bytes={self.max_body_bytes}, validate_responses={self.validate_responses}, "
-            f"log_level={self.log_level!r})"
+            f"log_level={self.log_level!r}, ocpi_external_url={self.ocpi_external_url!r}, "
+            f"ocpi_country_code={self.ocpi_country_code!r}, ocpi_party_id={self.ocpi_party_id!r}, "
+            f"ocpi_business_name={self.ocpi_business_name!r}, ocpi_time_zone={self.ocpi_time_zone!r})"
         )
 
     @classmethod
@@ -58,6 +93,11 @@ class Settings:
             max_body_bytes=_int(env, "MAEVE_MAX_BODY_BYTES", defaults.max_body_bytes, 1024, 64 * 1024 * 1024),
             validate_responses=_bool(env, "MAEVE_VALIDATE_RESPONSES", defaults.validate_responses),
             log_level=_choice(env, "MAEVE_LOG_LEVEL", defaults.log_level, ("debug", "info", "warning", "error")),
+            ocpi_external_url=env.get("MAEVE_OCPI_EXTERNAL_URL") or defaults.ocpi_external_url,
+            ocpi_country_code=env.get("MAEVE_OCPI_COUNTRY_CODE") or defaults.ocpi_country_code,
+            ocpi_party_id=env.get("MAEVE_OCPI_PARTY_ID") or defaults.ocpi_party_id,
+            ocpi_business_name=env.get("MAEVE_OCPI_BUSINESS_NAME") or defaults.ocpi_business_name,
+            ocpi_time_zone=env.get("MAEVE_OCPI_TIME_ZONE") or defaults.ocpi_time_zone,
         )
 
 

@@ -23,11 +23,12 @@ def test_reposting_without_status_never_downgrades(client, store: Storage):
     assert store.registrations.find("t")["status"] == "PENDING"
 
 
-def test_registering_at_a_url_is_not_available_yet(client, store: Storage):
-    """With a url the handshake is not offered: 501 with a Status body, and nothing is stored."""
-    response = client.post("/register", json={"token": "t", "url": "http://emsp.example.com/ocpi/versions"})
-    assert_status(response, 501, "url")
+def test_registering_at_a_url_that_does_not_answer_is_a_502(client, store: Storage):
+    """With a url the handshake starts; a party that cannot be reached is a 502 naming the step, nothing stored."""
+    response = client.post("/register", json={"token": "t", "url": "http://127.0.0.1:9/ocpi/versions"})
+    assert_status(response, 502, "GET versions", "cannot connect")
     assert store.registrations.find("t") is None
+    assert store.parties.all() == []
 
 
 @pytest.mark.parametrize(

@@ -44,22 +44,38 @@ def _real_certificates(body: dict[str, Any]) -> None:
         item["certificate"] = make_certificate_pem("contract", serial_number=index + 1)
 
 
+def _real_time_zone(body: dict[str, Any]) -> None:
+    if "time_zone" in body:
+        body["time_zone"] = "Europe/London"
+
+
 # The rules the spec cannot express in OpenAPI 3.0: the eMAID check digit, setting name lengths
-# (propertyNames is not in 3.0) and "is an X.509 certificate". Positive cases are made to keep them.
+# (propertyNames is not in 3.0), "is an X.509 certificate" and "is an IANA time zone". Positive
+# cases are made to keep them.
 POSITIVE_FIXES = {
     "setToken": _emaid_with_check_digit,
     "reconfigureChargeStation": _settings_with_valid_names,
     "installChargeStationCertificates": _real_certificates,
     "uploadCertificate": _real_certificates,
+    "registerLocation": _real_time_zone,
 }
+
+
+#: Where generated registerParty cases find a "partner": a loopback port nothing answers on, so that
+#: the handshake fails at once with a 502 and no test reaches the network.
+UNREACHABLE_PARTNER = "http://127.0.0.1:9/ocpi/versions"
 
 
 @schemathesis.hook
 def map_case(context: Any, case: Any) -> Any:
-    """Make positive cases keep the domain rules the spec cannot express."""
-    fix = POSITIVE_FIXES.get(case.operation.definition.raw.get("operationId"))
+    """Make positive cases keep the domain rules the spec cannot express; keep partner URLs on loopback."""
+    operation_id = case.operation.definition.raw.get("operationId")
+    fix = POSITIVE_FIXES.get(operation_id)
     if fix is not None and case.meta.generation.mode.is_positive and isinstance(case.body, dict):
         fix(case.body)
+    positive = case.meta.generation.mode.is_positive
+    if operation_id == "registerParty" and positive and isinstance(case.body, dict) and "url" in case.body:
+        case.body["url"] = UNREACHABLE_PARTNER
     return case
 
 

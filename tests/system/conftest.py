@@ -68,6 +68,7 @@ def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[[], Service]]:
             **os.environ,
             "MAEVE_DATABASE_URL": database_url,
             "MAEVE_API_PORT": str(port),
+            "MAEVE_OCPI_PORT": str(free_port()),
             "MAEVE_WORKERS": str(WORKERS),
             "MAEVE_LOG_LEVEL": "warning",
         }
@@ -88,7 +89,7 @@ def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[[], Service]]:
             try:
                 if requests.get(f"{service.url}/ready", timeout=1).status_code == 200:
                     return service
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still booting
                 pass
             time.sleep(0.1)
         service.stop(signal.SIGKILL)

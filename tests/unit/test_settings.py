@@ -62,3 +62,38 @@ def test_repr_hides_the_database_password():
     settings = Settings(database_url="mongodb://maeve:s3cret@db:27017/maeve")
     assert "s3cret" not in repr(settings)
     assert "mongodb://maeve:***@db:27017/maeve" in repr(settings)
+
+
+def test_ocpi_values_are_read():
+    """The OCPI identity, external URL and default time zone come from their variables."""
+    settings = Settings.from_env(
+        {
+            "MAEVE_OCPI_EXTERNAL_URL": "https://ocpi.example.com",
+            "MAEVE_OCPI_COUNTRY_CODE": "NL",
+            "MAEVE_OCPI_PARTY_ID": "AB1",
+            "MAEVE_OCPI_BUSINESS_NAME": "Example CPO",
+            "MAEVE_OCPI_TIME_ZONE": "Europe/Amsterdam",
+        }
+    )
+    assert (settings.ocpi_external_url, settings.ocpi_country_code, settings.ocpi_party_id) == (
+        "https://ocpi.example.com",
+        "NL",
+        "AB1",
+    )
+    assert (settings.ocpi_business_name, settings.ocpi_time_zone) == ("Example CPO", "Europe/Amsterdam")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MAEVE_OCPI_EXTERNAL_URL", "ocpi.example.com"),
+        ("MAEVE_OCPI_COUNTRY_CODE", "nld"),
+        ("MAEVE_OCPI_PARTY_ID", "ab"),
+        ("MAEVE_OCPI_BUSINESS_NAME", "x" * 101),
+        ("MAEVE_OCPI_TIME_ZONE", "Mars/Olympus"),
+    ],
+)
+def test_a_bad_ocpi_value_fails_fast_naming_the_variable(name, value):
+    """An unusable OCPI value raises SettingsError naming the variable."""
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})

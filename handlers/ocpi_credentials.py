@@ -1,0 +1,27 @@
+"""Handlers for the OCPI credentials module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maeve_api.context import storage
+from maeve_api.ocpi import registration
+from maeve_api.ocpi.context import caller, correlation_id, settings
+from maeve_api.ocpi.envelope import envelope
+
+
+def get_credentials(version: str) -> tuple[dict[str, Any], int]:
+    return envelope(registration.our_credentials(settings(), caller()["token"])), 200
+
+
+def post_credentials(version: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    return envelope(registration.accept_registration(storage(), settings(), caller(), body, correlation_id())), 200
+
+
+def put_credentials(version: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    return envelope(registration.update_registration(storage(), settings(), caller(), body, correlation_id())), 200
+
+
+def delete_credentials(version: str) -> tuple[dict[str, Any], int]:
+    registration.remove_registration(storage(), caller())
+    return envelope(), 200

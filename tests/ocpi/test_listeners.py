@@ -1,0 +1,63 @@
+"""One ASGI app for both listeners: each port reaches only its own app, and both lifespans run."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import requests
+import uvicorn
+
+from maeve_api.app import create_app
+from maeve_api.listeners import PortDispatch
+from maeve_api.ocpi.app import create_ocpi_app
+from maeve_api.settings import Settings
+from tests.ocpi.conftest import listening_socket
+
+
+def test_each_port_reaches_its_own_app(tmp_path):
+    """The internal API and OCPI answer on their own ports only, each with its storage opened by its lifespan."""
+    api_socket, ocpi_socket = listening_socket(), listening_socket()
+    api_port, ocpi_port = api_socket.getsockname()[1], ocpi_socket.getsockname()[1]
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/both.db", api_port=api_port, ocpi_port=ocpi_port)
+    app = PortDispatch({api_port: create_app(settings), ocpi_port: create_ocpi_app(settings)})
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [api_socket, ocpi_socket]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        api, ocpi = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ocpi_port}"
+        assert requests.get(f"{api}/ready", timeout=3).status_code == 200
+        assert requests.get(f"{ocpi}/ready", timeout=3).status_code == 200
+        assert requests.get(f"{api}/api/v0/token/T1", timeout=3).json()["status"] == "Not Found"
+        versions = requests.get(f"{ocpi}/ocpi/versions", timeout=3)
+        assert (versions.status_code, versions.json()["status_code"]) == (401, 2000)
+        # The unauthenticated internal API is not reachable through the OCPI port, nor OCPI through the API's.
+        assert requests.get(f"{ocpi}/api/v0/token/T1", timeout=3).json()["status_code"] == 2000
+        assert requests.get(f"{api}/ocpi/versions", timeout=3).json()["status"] == "Not Found"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_a_request_on_another_port_is_404():
+    """A request that arrived on a port no app serves is answered 404 with a Status body."""
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b""}
+
+    async def never(scope, receive, send) -> None:
+        raise AssertionError("not this app")
+
+    scope = {"type": "http", "server": ("127.0.0.1", 1234), "path": "/", "headers": []}
+    asyncio.run(PortDispatch({9410: never})(scope, receive, send))
+    assert sent[0]["status"] == 404
+    assert sent[1]["body"] == b'{"status": "Not Found", "error": "nothing is served on this port"}'
