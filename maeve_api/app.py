@@ -9,7 +9,6 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import connexion
 import yaml
 from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
 from connexion.middleware.response_validation import ResponseValidationMiddleware
@@ -17,6 +16,7 @@ from connexion.middleware.security import SecurityMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 
+from maeve_api.asyncapp import App
 from maeve_api.metrics import InstrumentedStorage, add_metrics
 from maeve_api.middleware import RequestGuard
 from maeve_api.probes import add_probes
@@ -93,13 +93,13 @@ def middlewares(settings: Settings) -> list[Any]:
     return [layer for layer in ConnexionMiddleware.default_middlewares if layer not in skipped]
 
 
-def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None = None) -> connexion.AsyncApp:
+def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None = None) -> App:
     """Build the internal API app for ``settings``; storage opens when the app's lifespan starts.
 
     ``storage_factory`` replaces opening ``settings.database_url`` (tests give each test its own store).
     """
     spec = load_spec()
-    app = connexion.AsyncApp(
+    app = App(
         __name__,
         specification_dir=SPEC_DIR,
         lifespan=_lifespan(storage_factory or (lambda: open_storage(settings.database_url)), settings),

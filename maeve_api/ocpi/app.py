@@ -6,11 +6,11 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import connexion
 from connexion.middleware import MiddlewarePosition
 from starlette.concurrency import run_in_threadpool
 
 from maeve_api.app import SPEC_DIR, SnakeCaseResolver, load_spec, operation_routes
+from maeve_api.asyncapp import App
 from maeve_api.metrics import InstrumentedStorage, add_metrics
 from maeve_api.middleware import RequestGuard
 from maeve_api.ocpi.middleware import CorrelationHeaders
@@ -46,12 +46,12 @@ def _lifespan(settings: Settings, storage_factory: Callable[[], Storage], publis
 
 def create_ocpi_app(
     settings: Settings, storage_factory: Callable[[], Storage] | None = None, publish: bool = True
-) -> connexion.AsyncApp:
+) -> App:
     """Build the OCPI app for ``settings``; storage opens, and location pushes start, with the app's lifespan.
 
     ``storage_factory`` replaces opening ``settings.database_url``; ``publish=False`` leaves pushes queued.
     """
-    app = connexion.AsyncApp(
+    app = App(
         __name__,
         specification_dir=SPEC_DIR,
         lifespan=_lifespan(settings, storage_factory or (lambda: open_storage(settings.database_url)), publish),
