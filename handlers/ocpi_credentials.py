@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from maeve_api.context import storage
+from maeve_api.context import settings, storage
 from maeve_api.ocpi import registration
-from maeve_api.ocpi.context import caller, correlation_id, settings
+from maeve_api.ocpi.context import caller, correlation_id
 from maeve_api.ocpi.envelope import envelope
 
 

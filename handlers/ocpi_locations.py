@@ -6,9 +6,8 @@ from typing import Any
 
 from connexion import request
 
-from maeve_api.context import storage
+from maeve_api.context import settings, storage
 from maeve_api.ocpi import locations
-from maeve_api.ocpi.context import settings
 from maeve_api.ocpi.envelope import envelope
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maeve_api.ocpi.context import settings
+from maeve_api.context import settings
 from maeve_api.ocpi.envelope import envelope
 from maeve_api.ocpi.registration import version_details, versions
 

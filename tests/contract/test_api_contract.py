@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 
 from maeve_api.app import create_app
 from maeve_api.charge_stations import MAX_SETTING_NAME
 from maeve_api.emaid import normalize_emaid
 from maeve_api.settings import Settings
+from tests.contract.generation import HYPOTHESIS
 from tests.factories import make_certificate_pem
-
-#: Generated cases per operation (and stateful runs); `make fuzz` raises it for a longer run.
-EXAMPLES = int(os.environ.get("MAEVE_CONTRACT_EXAMPLES", "40"))
-HYPOTHESIS = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
 
 
 def _emaid_with_check_digit(body: dict[str, Any]) -> None:
@@ -99,12 +89,5 @@ def test_every_operation_conforms(case: Any) -> None:
 def test_stateful_sequences_conform(api_schema: Any) -> None:
     """Sequences that follow the spec's links (register then look up, upload then delete) conform."""
     api_schema.as_state_machine().run(
-        settings=settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            derandomize=True,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-            stateful_step_count=6,
-        )
+        settings=settings(HYPOTHESIS, stateful_step_count=6)
     )

@@ -6,21 +6,13 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
 
 from maeve_api.emaid import normalize_emaid
 from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.settings import Settings
 from maeve_api.storage.sqlite import SqliteStorage
+from tests.contract.generation import HYPOTHESIS
 
-EXAMPLES = 30
-HYPOTHESIS = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
 #: A token A registered as REGISTERED: it reaches every module and is not a party, so no generated call
 #: can unregister it.
 TOKEN = "contract-token"
