@@ -13,7 +13,7 @@ from maeve_api.ocpi.envelope import envelope
 def get_token(
     version: str, country_code: str, party_id: str, token_uid: str, type_: str = "RFID"
 ) -> tuple[dict[str, Any], int]:
-    return envelope(tokens.get_token(storage(), country_code, party_id, token_uid)), 200
+    return envelope(tokens.get_token(storage(), caller(), country_code, party_id, token_uid)), 200
 
 
 def put_token(

@@ -55,8 +55,11 @@ def _stored(storage: Storage, country_code: str, party_id: str, uid: str) -> dic
     return stored
 
 
-def get_token(storage: Storage, country_code: str, party_id: str, uid: str) -> dict[str, Any]:
-    """The OCPI Token; raises UnknownToken."""
+def get_token(
+    storage: Storage, caller: Mapping[str, Any], country_code: str, party_id: str, uid: str
+) -> dict[str, Any]:
+    """The OCPI Token; raises InvalidParameters if it is not the caller's to read, UnknownToken if there is none."""
+    _owned(caller, storage, country_code, party_id)
     return _ocpi_token(_stored(storage, country_code, party_id, uid))
 
 

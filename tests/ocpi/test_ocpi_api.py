@@ -14,10 +14,12 @@ import pytest
 from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.ocpi.registration import token_hash
 from maeve_api.schemas import LOCATION as LOCATION_SCHEMA
+from maeve_api.schemas import TOKEN as TOKEN_SCHEMA
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage
 from maeve_api.storage.sqlite import SqliteStorage
 from tests.api.test_locations import LOCATION
+from tests.api.test_tokens import make_token
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 PARTY_TOKEN = "party-token-c"
@@ -252,6 +254,14 @@ def test_bad_tokens_are_400_with_2001(client, store, path, body):
     """A body that disagrees with the path, a role the caller lacks, a wrong check digit or type is 2001."""
     assert_envelope(client.put(path, json=body, headers=auth()), 400, 2001)
     assert store.tokens.find("DEADBEEF") is None
+
+
+def test_a_partner_cannot_read_another_partys_token(client, store):
+    """GET of a token under a country and party that are not the caller's is 400 with 2001 and shows nothing."""
+    store.tokens.put(TOKEN_SCHEMA.load(make_token(countryCode="DE", partyId="ABC", uid="THEIRS")))
+    response = client.get("/2.2.1/tokens/DE/ABC/THEIRS", headers=auth())
+    assert_envelope(response, 400, 2001)
+    assert "data" not in response.json() or response.json()["data"] is None
 
 
 def test_tokens_never_reach_the_log(client, caplog):
