@@ -19,6 +19,7 @@ from maeve_api.settings import Settings
 from maeve_api.storage import Storage
 from maeve_api.storage.sqlite import SqliteStorage
 from tests.api.test_locations import LOCATION
+from tests.api.test_metrics import sample
 from tests.api.test_tokens import make_token
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
@@ -272,3 +273,14 @@ def test_tokens_never_reach_the_log(client, caplog):
     client.get("/2.2.1/locations/nope", headers=auth())
     for secret in ("secret-refused-token", PARTY_TOKEN, base64.b64encode(PARTY_TOKEN.encode()).decode()):
         assert secret not in caplog.text
+
+
+def test_the_ocpi_listener_serves_probes_and_metrics(client):
+    """/health, /ready and /metrics answer on the OCPI listener too, and its requests count as listener ocpi."""
+    client.get("/versions", headers=auth())
+    assert client.get("http://testserver/health").json() == {"status": "OK"}
+    assert client.get("http://testserver/ready").json() == {"status": "OK"}
+    metrics = client.get("http://testserver/metrics")
+    assert metrics.status_code == 200
+    labels = {"listener": "ocpi", "operation": "getVersions", "method": "GET", "status": "200"}
+    assert sample(metrics.text, "maeve_http_requests_total", **labels) >= 1
