@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import schemathesis
@@ -16,10 +17,15 @@ from tests.contract.generation import HYPOTHESIS
 from tests.factories import make_certificate_pem
 
 
-def _emaid_with_check_digit(body: dict[str, Any]) -> None:
+def _token(body: dict[str, Any]) -> None:
     compact = body.get("contractId", "").replace("-", "") if isinstance(body.get("contractId"), str) else ""
     if len(compact) == 15:
         body["contractId"] = normalize_emaid(compact[:14])
+    # The uid is followed into GET /token/{tokenUid}; see filter_path_parameters in conftest.py for why
+    # schemathesis cannot send a path value holding a valid percent-escape as it is.
+    uid = body.get("uid")
+    if isinstance(uid, str) and unquote(uid) != uid:
+        body["uid"] = uid.replace("%", "_")
 
 
 def _settings_with_valid_names(body: dict[str, Any]) -> None:
@@ -43,7 +49,7 @@ def _real_time_zone(body: dict[str, Any]) -> None:
 # (propertyNames is not in 3.0), "is an X.509 certificate" and "is an IANA time zone". Positive
 # cases are made to keep them.
 POSITIVE_FIXES = {
-    "setToken": _emaid_with_check_digit,
+    "setToken": _token,
     "reconfigureChargeStation": _settings_with_valid_names,
     "installChargeStationCertificates": _real_certificates,
     "uploadCertificate": _real_certificates,
