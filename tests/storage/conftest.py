@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from maeve_api.storage import NotFound
 
@@ -35,3 +36,24 @@ def datetimes_in(value: object) -> list[datetime]:
     if isinstance(value, list):
         return [found for item in value for found in datetimes_in(item)]
     return []
+
+
+#: The last_updated of the token make_token gives: milliseconds, as every engine keeps them.
+TOKEN_LAST_UPDATED = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
+
+
+def make_token(**overrides: Any) -> dict[str, Any]:
+    """A token document as the repositories take and return it, with ``overrides`` applied."""
+    token = {
+        "uid": "DEADBEEF",
+        "country_code": "GB",
+        "party_id": "TWK",
+        "type": "RFID",
+        "contract_id": "GBTWK012345678V",
+        "issuer": "Thoughtworks",
+        "valid": True,
+        "cache_mode": "ALWAYS",
+        "last_updated": TOKEN_LAST_UPDATED,
+    }
+    token.update(overrides)
+    return token

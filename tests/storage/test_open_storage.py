@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from maeve_api.storage import StorageUnavailable, open_storage
 from maeve_api.storage.mongo import MongoStorage
 from maeve_api.storage.sqlite import SqliteStorage
+from tests.storage.conftest import make_token
 
-TOKEN = {
-    "uid": "DEADBEEF",
-    "country_code": "GB",
-    "party_id": "TWK",
-    "type": "RFID",
-    "contract_id": "GBTWK012345678V",
-    "issuer": "Thoughtworks",
-    "valid": True,
-    "cache_mode": "ALWAYS",
-    "last_updated": datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC),
-}
+TOKEN = make_token()
 
 
 @pytest.fixture

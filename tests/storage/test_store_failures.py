@@ -10,7 +10,6 @@ import stat
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 import pytest
 
@@ -18,21 +17,12 @@ from maeve_api.storage import StorageUnavailable, open_storage
 from maeve_api.storage.mongo import MongoStorage
 from maeve_api.storage.sqlite import SqliteStorage
 from tests.conftest import free_port, start_nx, stop_process
+from tests.storage.conftest import make_token
 
 #: The longest a caller may wait for StorageUnavailable when MongoDB is down.
 FAIL_FAST_SECONDS = 5.0
 
-TOKEN = {
-    "uid": "DEADBEEF",
-    "country_code": "GB",
-    "party_id": "TWK",
-    "type": "RFID",
-    "contract_id": "GBTWK012345678V",
-    "issuer": "Thoughtworks",
-    "valid": True,
-    "cache_mode": "ALWAYS",
-    "last_updated": datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC),
-}
+TOKEN = make_token()
 SETTING = {"name": "HeartbeatInterval", "value": "60", "status": "Pending"}
 
 

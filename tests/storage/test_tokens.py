@@ -7,26 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from maeve_api.storage import NotFound
-from tests.storage.conftest import CODE_POINT_KEYS, assert_not_found, assert_utc
+from tests.storage.conftest import CODE_POINT_KEYS, assert_not_found, assert_utc, make_token
 
-LAST_UPDATED = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
 OPTIONAL = {"visual_number": "V-0001", "group_id": "fleet-7", "language_code": "de"}
-
-
-def make_token(**overrides):
-    token = {
-        "uid": "DEADBEEF",
-        "country_code": "GB",
-        "party_id": "TWK",
-        "type": "RFID",
-        "contract_id": "GBTWK012345678V",
-        "issuer": "Thoughtworks",
-        "valid": True,
-        "cache_mode": "ALWAYS",
-        "last_updated": LAST_UPDATED,
-    }
-    token.update(overrides)
-    return token
 
 
 def test_put_then_find_returns_the_whole_token(storage):
