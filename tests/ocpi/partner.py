@@ -272,21 +272,8 @@ class Partner:
         return f"Token {token if self.raw_tokens else base64.b64encode(token.encode()).decode()}"
 
     def _call(self, method: str, url: str, token: str, body: Any = None, expect: tuple[int, ...] = (200,)) -> Any:
-        """Call the CPO and check its answer is a success envelope echoing our ids."""
-        request_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
-        self.last_correlation_id = correlation_id
-        response = requests.request(
-            method,
-            url,
-            json=body,
-            timeout=TIMEOUT,
-            headers={
-                "Authorization": self.authorization(token),
-                "X-Request-ID": request_id,
-                "X-Correlation-ID": correlation_id,
-            },
-        )
-        self.check_answer(response, request_id, correlation_id)
+        """Call the CPO, check its answer is a success envelope echoing our ids, and return its data."""
+        response = self.call_cpo(method, url, token, body)
         if response.status_code not in expect:
             raise AssertionError(f"{method} {url}: HTTP {response.status_code} {response.text}")
         return response.json().get("data")
@@ -337,6 +324,7 @@ class Partner:
     def call_cpo(self, method: str, url: str, token: str, body: Any = None) -> requests.Response:
         """A raw call to the CPO with our ids, its answer checked for envelope and headers."""
         request_id, correlation_id = str(uuid.uuid4()), str(uuid.uuid4())
+        self.last_correlation_id = correlation_id
         response = requests.request(
             method,
             url,
