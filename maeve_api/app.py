@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from connexion.jsonifier import Jsonifier
 from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
 from connexion.middleware.response_validation import ResponseValidationMiddleware
 from connexion.middleware.security import SecurityMiddleware
@@ -17,6 +18,7 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 
 from maeve_api.asyncapp import App
+from maeve_api.hot_paths import HotPaths, hot_routes
 from maeve_api.metrics import InstrumentedStorage, add_metrics
 from maeve_api.middleware import RequestGuard
 from maeve_api.probes import add_probes
@@ -99,9 +101,11 @@ def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None
     ``storage_factory`` replaces opening ``settings.database_url`` (tests give each test its own store).
     """
     spec = load_spec()
+    jsonifier = Jsonifier()
     app = App(
         __name__,
         specification_dir=SPEC_DIR,
+        jsonifier=jsonifier,
         lifespan=_lifespan(storage_factory or (lambda: open_storage(settings.database_url)), settings),
         middlewares=middlewares(settings),
         pythonic_params=True,
@@ -115,6 +119,14 @@ def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None
         swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
     )
     app.add_middleware(RequestGuard, position=MiddlewarePosition.BEFORE_SWAGGER, max_body_bytes=settings.max_body_bytes)
+    # Inside the guard and the error mapping, so that what it refuses or raises is answered as elsewhere.
+    app.add_middleware(
+        HotPaths,
+        position=MiddlewarePosition.BEFORE_SWAGGER,
+        routes=hot_routes(spec, handler_name),
+        jsonifier=jsonifier,
+        response_validator=VALIDATORS["response"]["application/json"] if settings.validate_responses else None,
+    )
     # Outside the error mapping, so that error responses are logged and counted too.
     app.add_middleware(
         RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION, listener="api", operations=operation_routes(spec)
