@@ -7,6 +7,7 @@ single process (tests, ``python -m``) the default in-memory registry is used.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter as Tally
 from collections.abc import Iterator
@@ -58,10 +59,21 @@ PUSHES = Counter(
 )
 
 
+@functools.cache
+def _request_series(listener: str, operation: str, method: str, status: int) -> tuple[Any, Any]:
+    """The request counter and latency histogram of one label set, looked up once.
+
+    prometheus-client's ``labels`` takes a lock and builds a key on every call. The label values are
+    bounded: listeners, the spec's operations, the methods the HTTP parser accepts and status codes.
+    """
+    return REQUESTS.labels(listener, operation, method, str(status)), REQUEST_LATENCY.labels(listener, operation)
+
+
 def observe_request(listener: str, operation: str, method: str, status: int, seconds: float) -> None:
     """Count one answered request and its latency."""
-    REQUESTS.labels(listener, operation, method, str(status)).inc()
-    REQUEST_LATENCY.labels(listener, operation).observe(seconds)
+    count, latency = _request_series(listener, operation, method, status)
+    count.inc()
+    latency.observe(seconds)
 
 
 class _TimedRepository:
