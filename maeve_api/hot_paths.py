@@ -51,6 +51,7 @@ class HotRoute:
     """One marked operation: its path pattern, its path parameters, its handler and its JSON responses."""
 
     router_id: str
+    template: str
     pattern: re.Pattern[str]
     parameters: tuple[Parameter, ...]
     handler: Callable[..., Awaitable[tuple[Any, int]]]
@@ -96,10 +97,10 @@ def _route(base_path: str, template: str, item: dict[str, Any], operation: dict[
     handler = get_function_from_name(name)
     if not inspect.iscoroutinefunction(handler):
         raise HotPathError(f"{operation_id}: a hot path's handler must be an async def function")
-    formats = {parameter["name"]: parameter["schema"].get("format") for parameter in parameters}
     return HotRoute(
         router_id=name,
-        pattern=_pattern(base_path + template, formats),
+        template=template,
+        pattern=_pattern(base_path + template, _formats(item)),
         parameters=tuple(
             Parameter(
                 parameter["name"],
@@ -111,6 +112,36 @@ def _route(base_path: str, template: str, item: dict[str, Any], operation: dict[
         handler=handler,
         responses=operation["responses"],
     )
+
+
+def _formats(item: dict[str, Any]) -> dict[str, str | None]:
+    """The ``format`` of each path parameter a path item or any of its operations declares."""
+    declared = [*item.get("parameters", ())]
+    for operation in item.values():
+        if isinstance(operation, dict):
+            declared += operation.get("parameters", ())
+    return {parameter["name"]: parameter["schema"].get("format") for parameter in declared if parameter["in"] == "path"}
+
+
+def _example(template: str) -> str:
+    """A path that ``template`` matches whatever its parameters' formats: each parameter as ``x``."""
+    return _PARAMETER.sub("x", template)
+
+
+def _check_no_overlap(routes: list[HotRoute], templates: dict[str, dict[str, Any]], base_path: str) -> None:
+    """Refuses a hot route that could take a request meant for another path of the spec.
+
+    Connexion tries the paths in the spec's order; a hot route is tried first, so it must match no path
+    of another template, nor another template any of its own.
+    """
+    patterns = {template: _pattern(base_path + template, _formats(item)) for template, item in templates.items()}
+    for route in routes:
+        for template, pattern in patterns.items():
+            if template != route.template and (
+                route.pattern.fullmatch(base_path + _example(template))
+                or pattern.fullmatch(base_path + _example(route.template))
+            ):
+                raise HotPathError(f"the hot path {route.template} overlaps {template}")
 
 
 def hot_routes(spec: dict[str, Any], handler_name: Callable[[str, str], str]) -> list[HotRoute]:
@@ -131,6 +162,7 @@ def hot_routes(spec: dict[str, Any], handler_name: Callable[[str, str], str]) ->
                 raise HotPathError(f"{operation['operationId']}: only a GET can be a hot path")
             name = handler_name(operation["x-openapi-router-controller"], operation["operationId"])
             routes.append(_route(base_path, template, item, operation, name))
+    _check_no_overlap(routes, resolved["paths"], base_path)
     return routes
 
 

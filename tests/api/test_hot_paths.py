@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -197,6 +198,19 @@ def thing_spec(method: str = "get", **operation: Any) -> dict[str, Any]:
     return {"openapi": "3.0.3", "servers": [{"url": "/v1"}], "paths": {"/things/{thingId}": {method: marked}}}
 
 
+def with_path(spec: dict[str, Any], template: str, *, path_format: bool = False) -> dict[str, Any]:
+    """``spec`` with another, plain operation on ``template``; ``thingId`` a ``format: path`` if asked."""
+    operation = copy.deepcopy(spec["paths"]["/things/{thingId}"]["get"])
+    del operation["x-hot-path"]
+    operation["parameters"] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"\{(\w+)\}", template)
+    ]
+    if path_format:
+        spec["paths"]["/things/{thingId}"]["get"]["parameters"][0]["schema"]["format"] = "path"
+    return {**spec, "paths": {**spec["paths"], template: {"get": operation}}}
+
+
 def dotted(controller: str, operation_id: str) -> str:
     return f"{controller}.{operation_id}"
 
@@ -213,6 +227,9 @@ def dotted(controller: str, operation_id: str) -> str:
         (thing_spec(security=[{"key": []}]), "security"),
         ({**thing_spec(), "security": [{"key": []}]}, "security"),
         (thing_spec(operationId="sync_lookup_thing"), "async def"),
+        (with_path(thing_spec(), "/things/special"), "overlaps /things/special"),
+        (with_path(thing_spec(), "/{anything}/{thingId}"), "overlaps /{anything}/{thingId}"),
+        (with_path(thing_spec(), "/things/{thingId}/parts", path_format=True), "overlaps /things/{thingId}/parts"),
     ],
 )
 def test_an_operation_it_cannot_serve_faithfully_is_refused(spec, refusal):
