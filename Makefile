@@ -29,8 +29,8 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check maeve_api handlers storage tests
-	$(BIN)/mypy maeve_api handlers storage
+	$(BIN)/ruff check maeve_api handlers storage tests bench
+	$(BIN)/mypy maeve_api handlers storage bench
 
 clean:
 	rm -rf $(VENV) var build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -100,7 +100,7 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _route(method: str, path: str) -> tuple[Callable[..., Any], str] | None:
+def _route(method: str, path: str) -> tuple[Callable[..., Any], str | bytes] | None:
     """The function answering ``method path`` and its path argument, or None."""
     if path == "/health":
         return (lambda _storage, _argument: {"status": "OK"}), ""

@@ -23,8 +23,9 @@ class Config:
 
     engines: tuple[str, ...] = ENGINES
     scenarios: tuple[str, ...] = SCENARIOS
-    duration: int = 10  # seconds of each measured run
-    warmup: int = 3  # seconds of load before each measured run, not counted
+    duration: int = 5  # seconds of each measured run
+    warmup: int = 3  # seconds of load before the measured runs, not counted
+    rounds: int = 3  # alternating runs of the API and the baseline per scenario; the median is reported
     connections: int = 32
     threads: int = 2
     workers: int = 2
@@ -64,6 +65,7 @@ class Config:
             scenarios=_choices(env, "BENCH_SCENARIOS", defaults.scenarios, SCENARIOS),
             duration=_seconds(env, "BENCH_DURATION", defaults.duration, minimum=1),
             warmup=_seconds(env, "BENCH_WARMUP", defaults.warmup, minimum=0),
+            rounds=_int(env, "BENCH_ROUNDS", defaults.rounds, minimum=1),
             connections=_int(env, "BENCH_CONNECTIONS", defaults.connections, minimum=1),
             threads=_int(env, "BENCH_THREADS", defaults.threads, minimum=1),
             workers=_int(env, "BENCH_WORKERS", defaults.workers, minimum=1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -35,6 +36,12 @@ class LoadResult:
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+
+def median(results: list[LoadResult]) -> LoadResult:
+    """The run with the median requests/s (the lower of the two middle ones), with the errors of all runs."""
+    middle = sorted(results, key=lambda result: result.rps)[(len(results) - 1) // 2]
+    return dataclasses.replace(middle, errors=sum(result.errors for result in results))
 
 
 def combine(results: list[LoadResult]) -> LoadResult:

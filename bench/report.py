@@ -41,7 +41,8 @@ server on loopback) it:
   for Python here. It calls SQLite inline in the event loop and MongoDB in the default thread pool (inline
   calls to a store a round-trip away would serve one request at a time per worker);
 - drives both with wrk (Lua scripts in `bench/wrk/` pick a random existing id per request) for every
-  scenario, API then baseline right after, each with a warm-up first; the ratio is API / baseline;
+  scenario: a warm-up of each, then alternating rounds, API then baseline, and for each the round with the
+  median requests/s; the ratio is API / baseline of those medians;
 - measures auth lookup at half of the API's peak rate with hey at a fixed rate, on the API and, to show
   the floor that the machine and the tool give, on the baseline; auth lookup on a store of 1,000 stations
   against the full one, in alternating rounds; the RSS of every worker after each scenario and after all
@@ -72,7 +73,8 @@ BENCH_DOCS= make bench                       # leave this file alone; results on
 |---|---|---|
 | `BENCH_ENGINES` | `sqlite,nx27017` | engines to measure |
 | `BENCH_SCENARIOS` | all | `auth,certificate,token,mixed,token-page,token-upsert` |
-| `BENCH_DURATION` / `BENCH_WARMUP` | `10s` / `3s` | length of each measured run and of the warm-up before it |
+| `BENCH_DURATION` / `BENCH_WARMUP` | `5s` / `3s` | length of each measured run, and of the warm-up before them |
+| `BENCH_ROUNDS` | `3` | alternating runs of the API and the baseline per scenario (and of the two stores for growth) |
 | `BENCH_CONNECTIONS` / `BENCH_THREADS` | `32` / `2` | wrk connections and threads |
 | `BENCH_WORKERS` | `2` | gunicorn workers (`MAEVE_WORKERS`) of the API and of the baseline |
 | `BENCH_STATIONS` / `BENCH_CERTIFICATES` / `BENCH_TOKENS` | `100000` / `10000` / `100000` | seeded records |
@@ -330,7 +332,8 @@ def markdown(config: Config, environment: dict[str, str], engines: Sequence[Engi
             f"Servers: `{' '.join(['gunicorn', '-c', GUNICORN_CONFIG, 'maeve_api.asgi:app'])}` (and "
             f"`bench.baseline:app`) with `MAEVE_WORKERS={config.workers}`, on 127.0.0.1. Load: "
             f"`wrk -t{min(config.threads, config.connections)} -c{config.connections} -d{config.duration}s "
-            f"--timeout {load.WRK_TIMEOUT} -s bench/wrk/<script>.lua`, after a {config.warmup} s warm-up.",
+            f"--timeout {load.WRK_TIMEOUT} -s bench/wrk/<script>.lua`, after a {config.warmup} s warm-up, "
+            f"in {config.rounds} alternating rounds of the API and the baseline.",
             "",
             _markdown_table(("machine", ""), machine),
             "",
@@ -338,7 +341,8 @@ def markdown(config: Config, environment: dict[str, str], engines: Sequence[Engi
             "",
             "### Scenarios",
             "",
-            "Requests/s and latency as wrk reports them; RSS per worker (MB) right after the scenario.",
+            "Requests/s and latency of each side's median round, as wrk reports them (errors: all rounds); "
+            "RSS per worker (MB) right after the scenario.",
             "",
             _markdown_table(RESULT_COLUMNS, result_rows(engines)),
             "",

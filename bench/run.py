@@ -32,8 +32,6 @@ BASELINE_APP = "bench.baseline:app"
 RESULTS = REPO / "bench" / "results"
 #: Without a fixed-rate generator, the half-peak run uses this fraction of the connections instead.
 FALLBACK_CONNECTION_SHARE = 4
-#: Alternating runs of auth lookup on the full and the small store, each half of BENCH_DURATION.
-GROWTH_ROUNDS = 3
 
 
 @dataclass
@@ -117,16 +115,6 @@ class Run:
             storage.close()
 
     # Load
-
-    def measure(self, server: Gunicorn, scenario: Scenario, engine: str) -> LoadResult:
-        """Warm up, then measure ``scenario`` against ``server`` with wrk."""
-        config = self.config
-        options = {"connections": config.connections, "threads": config.threads}
-        if config.warmup:
-            load.wrk(server.url, scenario.script, scenario.args, seconds=config.warmup, **options)
-        result = load.wrk(server.url, scenario.script, scenario.args, seconds=config.duration, **options)
-        self.keep(f"{engine}-{server.name}-{scenario.key}", result)
-        return result
 
     def keep(self, name: str, result: LoadResult) -> None:
         (self.raw / f"{name}.txt").write_text(result.output)
@@ -217,7 +205,7 @@ class Run:
             if auth is not None and small is not None:
                 results.growth_full, results.growth_small = self.growth(engine, auth.scenario, api, small)
                 results.growth_method = (
-                    f"API, wrk as above, {GROWTH_ROUNDS} alternating rounds of {self.growth_seconds} s on each store"
+                    f"API, wrk as above, {config.rounds} alternating rounds of {config.duration} s on each store"
                 )
                 self.log(
                     f"{engine}: auth lookup, {config.growth_stations:,} vs {config.stations:,} stations: "
@@ -235,10 +223,6 @@ class Run:
                 results.store_rss_mb = store_server.rss_mb()
         return results
 
-    @property
-    def growth_seconds(self) -> int:
-        return max(1, self.config.duration // 2)
-
     def growth(self, engine: str, auth: Scenario, api: Gunicorn, small: Gunicorn) -> tuple[LoadResult, LoadResult]:
         """Auth lookup on the full store and on the small one, in alternating rounds; the totals of each.
 
@@ -248,10 +232,10 @@ class Run:
         path.write_text("".join(f"{station_id(n)}\n" for n in range(self.config.growth_stations)))
         small_auth = Scenario("auth", "auth lookup", "lookup.lua", (auth_group(path),))
         options = {"connections": self.config.connections, "threads": self.config.threads}
-        seconds = self.growth_seconds
+        seconds = self.config.duration
         load.wrk(small.url, small_auth.script, small_auth.args, seconds=max(1, self.config.warmup), **options)
         rounds: dict[str, list[LoadResult]] = {"full": [], "small": []}
-        for _round in range(GROWTH_ROUNDS):
+        for _round in range(self.config.rounds):
             rounds["full"].append(load.wrk(api.url, auth.script, auth.args, seconds=seconds, **options))
             rounds["small"].append(load.wrk(small.url, small_auth.script, small_auth.args, seconds=seconds, **options))
         for name, runs in rounds.items():
@@ -265,14 +249,29 @@ class Run:
         return server
 
     def measure_both(self, engine: str, scenario: Scenario, api: Gunicorn, baseline: Gunicorn) -> Measured:
-        """The scenario against the API, then right away against the baseline."""
-        measured = Measured(scenario, self.measure(api, scenario, engine), api.worker_rss_mb())
-        measured.baseline = self.measure(baseline, scenario, engine)
-        measured.baseline_rss = baseline.worker_rss_mb()
+        """The scenario with wrk against the API and the baseline in alternating rounds; each one's median round.
+
+        Both are warmed up first. Alternating rounds spread the drift of other load on the machine over
+        both, which a single run of each, one after the other, does not.
+        """
+        config = self.config
+        options = {"connections": config.connections, "threads": config.threads}
+        servers = (api, baseline)
+        if config.warmup:
+            for server in servers:
+                load.wrk(server.url, scenario.script, scenario.args, seconds=config.warmup, **options)
+        rounds: dict[str, list[LoadResult]] = {server.name: [] for server in servers}
+        for number in range(1, config.rounds + 1):
+            for server in servers:
+                result = load.wrk(server.url, scenario.script, scenario.args, seconds=config.duration, **options)
+                self.keep(f"{engine}-{server.name}-{scenario.key}-{number}", result)
+                rounds[server.name].append(result)
+        api_median, baseline_median = load.median(rounds[api.name]), load.median(rounds[baseline.name])
+        measured = Measured(scenario, api_median, api.worker_rss_mb(), baseline_median, baseline.worker_rss_mb())
         ratio = f"{measured.ratio:.0%}" if measured.ratio is not None else "-"
         self.log(
-            f"{engine}: {scenario.title}: api {measured.api.rps:,.0f}/s, baseline {measured.baseline.rps:,.0f}/s "
-            f"({ratio}), api errors {measured.api.errors}"
+            f"{engine}: {scenario.title}: api {api_median.rps:,.0f}/s, baseline {baseline_median.rps:,.0f}/s "
+            f"({ratio}), api errors {api_median.errors}"
         )
         return measured
 

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
@@ -113,7 +114,8 @@ class Nx27017:
         """Whether our process listens on ``port`` and answers ping there."""
         assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT
-        with MongoClient(self.uri, serverSelectionTimeoutMS=200, connectTimeoutMS=200) as probe:
+        client: MongoClient[dict[str, Any]] = MongoClient(self.uri, serverSelectionTimeoutMS=200, connectTimeoutMS=200)
+        with client as probe:
             while self.process.poll() is None and time.monotonic() < deadline:
                 try:
                     if listens(self.process.pid, port):
