@@ -6,7 +6,7 @@ schemas. Everything else, including every request that would be refused, goes on
 answers it as it always does, with the same error messages. The route, the parameter schemas and the
 handler all come from the spec, and the handler is the same ``async def`` function Connexion calls.
 
-Connexion 3 spends most of a lookup's CPU in its own layers: two more routers, a request object with
+Connexion 3 spends most of a lookup's CPU in its own layers: three routers, a request object with
 form and file parsing, a URI parser and a parameter decorator per request (connexion#2077). See
 docs/performance.md for what this bought.
 """
@@ -41,6 +41,8 @@ class HotPathError(ValueError):
 
 @dataclass(frozen=True)
 class Parameter:
+    """A path parameter: its name in the spec, the handler's argument for it and its schema's validator."""
+
     name: str
     argument: str
     validator: Any
@@ -228,6 +230,7 @@ class HotPaths:
 
 
 def _has_body(scope: Scope) -> bool:
+    """Whether the request announces a body, by a non-zero Content-Length or a Transfer-Encoding."""
     for name, value in scope["headers"]:
         if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
             return True

@@ -80,6 +80,7 @@ def test_hot_answers_are_connexions_answers(client, connexion_client):
             plain.headers["content-type"],
             plain.content,
         ), path
+    assert client.get("/cs/cs-1/auth").json()["securityProfile"] == 2
     assert client.get(f"/certificate/{certificate_hash}").status_code == 200
     assert client.get("/token/AB%2F01").json()["uid"] == "AB/01"
 
