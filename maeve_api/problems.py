@@ -47,6 +47,14 @@ def status_response(code: int, error: str | None = None, headers: dict[str, str]
     )
 
 
+def log_error(code: int, exc: Exception, log: logging.Logger = logger) -> None:
+    """Log an error answered with ``code``: a 4xx as a warning, a 5xx as an error, without a traceback."""
+    if code < 500:
+        log.warning("%d %s", code, exc)
+    else:
+        log.error("%d %s", code, exc)
+
+
 class AllowedMethods:
     """The methods the spec declares for each path, to answer 405 with a complete ``Allow``.
 
@@ -82,41 +90,34 @@ def _http_error(request: ConnexionRequest, exc: Exception, allowed: AllowedMetho
     elif exc.status_code == 404 and not isinstance(exc, RefusedRequest):
         # The router's and Flask's 404s carry boilerplate text; say which path is unknown.
         detail = f"no resource at {request.url.path}"
-    _log(exc.status_code, exc)
+    log_error(exc.status_code, exc)
     return status_response(exc.status_code, detail, headers)
 
 
 def _domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     code = next(code for cls, code in _DOMAIN_STATUS.items() if isinstance(exc, cls))
-    _log(code, exc)
+    log_error(code, exc)
     return status_response(code, str(exc))
 
 
 def _not_found(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    _log(404, exc)
+    log_error(404, exc)
     return status_response(404, str(exc))
 
 
 def _unavailable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    _log(503, exc)
+    log_error(503, exc)
     return status_response(503, "the data store is unavailable, try again shortly", {"Retry-After": "1"})
 
 
 def _undecodable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    _log(400, exc)
+    log_error(400, exc)
     return status_response(400, "the request body is not valid UTF-8")
 
 
 def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     logger.error("unhandled error", exc_info=exc)
     return status_response(500, "an unexpected error occurred")
-
-
-def _log(code: int, exc: Exception) -> None:
-    if code < 500:
-        logger.warning("%d %s", code, exc)
-    else:
-        logger.error("%d %s", code, exc)
 
 
 def register_error_handlers(app: AbstractApp, allowed: AllowedMethods) -> None:

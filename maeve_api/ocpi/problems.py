@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from maeve_api.errors import InvalidInput, MissingEndpoints, PartnerFailed
 from maeve_api.ocpi.envelope import envelope
 from maeve_api.ocpi.errors import OcpiError, RegistrationState, UnknownLocation, UnknownToken
-from maeve_api.problems import AllowedMethods
+from maeve_api.problems import AllowedMethods, log_error
 from maeve_api.storage import NotFound, StorageUnavailable
 
 logger = logging.getLogger(__name__)
@@ -38,13 +38,6 @@ def envelope_response(
     )
 
 
-def _log(code: int, exc: Exception) -> None:
-    if code < 500:
-        logger.warning("%d %s", code, exc)
-    else:
-        logger.error("%d %s", code, exc)
-
-
 def _http_error(request: ConnexionRequest, exc: Exception, allowed: AllowedMethods) -> ConnexionResponse:
     assert isinstance(exc, HTTPException)
     code = exc.status_code
@@ -63,7 +56,7 @@ def _http_error(request: ConnexionRequest, exc: Exception, allowed: AllowedMetho
         if allow:
             headers["Allow"] = allow
         detail = f"{request.method} is not allowed on {request.url.path}"
-    _log(code, exc)
+    log_error(code, exc, logger)
     return envelope_response(code, 2001 if code == 400 else 2000, detail, headers)
 
 
@@ -71,33 +64,33 @@ def _ocpi_error(request: ConnexionRequest, exc: Exception, allowed: AllowedMetho
     assert isinstance(exc, OcpiError)
     code = next((http for cls, http in _OCPI_HTTP.items() if isinstance(exc, cls)), 400)
     allow = allowed.for_path(request.url.path) if code == 405 else None
-    _log(code, exc)
+    log_error(code, exc, logger)
     return envelope_response(code, exc.status_code, str(exc), {"Allow": allow} if allow else None)
 
 
 def _invalid(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    _log(400, exc)
+    log_error(400, exc, logger)
     return envelope_response(400, 2001, str(exc))
 
 
 def _partner(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    _log(502, exc)
+    log_error(502, exc, logger)
     return envelope_response(502, 3003 if isinstance(exc, MissingEndpoints) else 3001, str(exc))
 
 
 def _not_found(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     assert isinstance(exc, NotFound)
-    _log(404, exc)
+    log_error(404, exc, logger)
     return envelope_response(404, _NOT_FOUND_CODES.get(exc.kind, 2000), str(exc))
 
 
 def _unavailable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    _log(503, exc)
+    log_error(503, exc, logger)
     return envelope_response(503, 3000, "the data store is unavailable, try again shortly", {"Retry-After": "1"})
 
 
 def _undecodable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    _log(400, exc)
+    log_error(400, exc, logger)
     return envelope_response(400, 2001, "the request body is not valid UTF-8")
 
 
