@@ -229,8 +229,12 @@ class Partner:
         self.cpo_versions_url = body["url"]
         self.our_token_c = secrets.token_urlsafe(24)
         self.accepted = {self.our_token_c}
-        data = {
-            "token": self.our_token_c,
+        return self.credentials_status, self.envelope(self.our_credentials(self.our_token_c))
+
+    def our_credentials(self, token: str) -> dict[str, Any]:
+        """This eMSP's OCPI credentials object, carrying ``token`` for the CPO to call it with."""
+        return {
+            "token": token,
             "url": self.versions_url,
             "roles": [
                 {
@@ -241,7 +245,6 @@ class Partner:
                 }
             ],
         }
-        return self.credentials_status, self.envelope(data)
 
     def _check_location(self, path: str, location: Any) -> None:
         parts = path.split("/")
@@ -305,19 +308,7 @@ class Partner:
         token_b = secrets.token_urlsafe(24)
         self.our_token_c = token_b
         self.accepted = {token_b}
-        credentials = {
-            "token": token_b,
-            "url": self.versions_url,
-            "roles": [
-                {
-                    "role": "EMSP",
-                    "business_details": {"name": "Strict eMSP"},
-                    "party_id": self.party_id,
-                    "country_code": self.country_code,
-                }
-            ],
-        }
-        answer: dict[str, Any] = self._call("POST", credentials_url, token_a, credentials)
+        answer: dict[str, Any] = self._call("POST", credentials_url, token_a, self.our_credentials(token_b))
         self.their_token = answer["token"]
         return answer
 
