@@ -103,6 +103,10 @@ class TokenRepository(ABC):
     def page(self, offset: int, limit: int) -> list[Document]:
         """Up to ``limit`` tokens after skipping ``offset``, ordered by uid (code-point order)."""
 
+    @abstractmethod
+    def find_by_contract_id(self, emaid: str) -> Document | None:
+        """The token whose contract_id is ``emaid`` (a normalised eMAID), the lowest uid if several; or None."""
+
 
 class CertificateRepository(ABC):
     """Client certificates for TLS offload. Document: ``{"hash", "pem"}``."""
@@ -256,6 +260,68 @@ class PushRepository(ABC):
         """Drop every entry of the party."""
 
 
+class OcppRepository(ABC):
+    """What the OCPP endpoint keeps per charge station: runtime details, change tracking and delivery outcomes.
+
+    Runtime document: ``{"cs_id", "seq", "changed_at", "connection"?, "ocpp_version"?, "vendor"?, "model"?,
+    "serial_number"?, "firmware_version"?, "last_boot"?, "last_seen"?}``. ``seq`` grows by one with every
+    change staged for the station and every new connection; ``changed_at`` is when that happened.
+
+    Staged items (settings, certificates to install, the trigger) carry delivery fields besides what
+    ``ChargeStationRepository`` returns: ``revision`` (new each time the item is staged; absent on items staged
+    before delivery existed), ``attempts``, ``due_at``, ``updated_at`` and ``detail``?. Times are UTC datetimes.
+    """
+
+    @abstractmethod
+    def connect(self, cs_id: str, connection: str, ocpp_version: str, now: datetime) -> None:
+        """Record that the station is now served by ``connection`` (replacing any other) and bump its seq."""
+
+    @abstractmethod
+    def disconnect(self, cs_id: str, connection: str, now: datetime) -> bool:
+        """Forget ``connection`` if it is still the station's; returns whether it was."""
+
+    @abstractmethod
+    def record_boot(self, cs_id: str, boot: Mapping[str, str], now: datetime) -> None:
+        """Store the boot details (vendor, model, serial_number?, firmware_version?) and last_boot = last_seen = now.
+
+        Every setting the station answered RebootRequired becomes Accepted: the reboot applied it.
+        """
+
+    @abstractmethod
+    def touch(self, cs_id: str, now: datetime) -> None:
+        """Set last_seen."""
+
+    @abstractmethod
+    def runtime(self, cs_id: str) -> Document | None:
+        """The station's runtime document, or None if nothing was recorded."""
+
+    @abstractmethod
+    def changes(self, since: datetime) -> list[Document]:
+        """``{"cs_id", "seq", "connection"?}`` of every station changed at or after ``since``."""
+
+    @abstractmethod
+    def deliveries(self, cs_id: str) -> Document:
+        """``{"settings": [...], "certificates": [...], "trigger": {...} | None}`` with their delivery fields."""
+
+    @abstractmethod
+    def settle(self, cs_id: str, kind: str, key: str, revision: str | None, update: Mapping[str, Any]) -> bool:
+        """Apply ``update`` (status, detail, attempts, due_at, updated_at; a None detail removes it) to one item.
+
+        ``kind`` is ``setting`` (key: name), ``certificate`` (key: certificate_id) or ``trigger`` (key: message).
+        Only if the item is still at ``revision``: an item staged again meanwhile is left alone. Returns whether
+        it was updated.
+        """
+
+    @abstractmethod
+    def set_password_hash(self, cs_id: str, password_hash: str) -> None:
+        """Replace the station's stored password hash, keeping the rest of its auth record."""
+
+    @abstractmethod
+    def stations(self, offset: int, limit: int) -> list[Document]:
+        """A page of registered stations ordered by cs_id: ``{"cs_id", "connected", "ocpp_version"?, "last_seen"?,
+        "pending"}``, ``pending`` counting the settings, certificates and trigger still Pending."""
+
+
 def push_id(party: str, location_id: str) -> str:
     """The outbox entry id of a location's push to a party."""
     return f"{party}/{location_id}"
@@ -275,6 +341,7 @@ class Storage(ABC):
     locations: LocationRepository
     parties: PartyRepository
     pushes: PushRepository
+    ocpp: OcppRepository
 
     @abstractmethod
     def ping(self) -> None:

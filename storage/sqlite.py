@@ -25,6 +25,7 @@ from .base import (
     Document,
     LocationRepository,
     NotFound,
+    OcppRepository,
     PartyRepository,
     PushRepository,
     RegistrationRepository,
@@ -38,6 +39,7 @@ __all__ = [
     "SqliteCertificateRepository",
     "SqliteChargeStationRepository",
     "SqliteLocationRepository",
+    "SqliteOcppRepository",
     "SqlitePartyRepository",
     "SqlitePushRepository",
     "SqliteRegistrationRepository",
@@ -49,8 +51,9 @@ log = logging.getLogger(__name__)
 
 URL_PREFIX = "sqlite:///"
 #: Bumped whenever SCHEMA changes; a database at this version is not touched at open. Every statement
-#: is idempotent, so an older database gets what it lacks and keeps its data (2 added the OCPI tables).
-SCHEMA_VERSION = 2
+#: is idempotent, so an older database gets what it lacks and keeps its data (2 added the OCPI tables,
+#: 3 the OCPP runtime table and the delivery columns of staged items, see COLUMNS).
+SCHEMA_VERSION = 3
 # Text keys use the default BINARY collation: UTF-8 byte order, which is code-point order.
 # Datetimes are INTEGER milliseconds since the epoch (UTC), exactly what BSON stores.
 SCHEMA = (
@@ -124,6 +127,28 @@ SCHEMA = (
         last_error TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS location_pushes_by_due_at ON location_pushes (due_at, id)",
+    """CREATE TABLE IF NOT EXISTS charge_station_runtime (
+        cs_id TEXT PRIMARY KEY NOT NULL,
+        seq INTEGER NOT NULL,
+        changed_at INTEGER NOT NULL,
+        connection TEXT,
+        ocpp_version TEXT,
+        vendor TEXT,
+        model TEXT,
+        serial_number TEXT,
+        firmware_version TEXT,
+        last_boot INTEGER,
+        last_seen INTEGER
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS charge_station_runtime_by_changed_at ON charge_station_runtime (changed_at)",
+)
+#: Columns added to tables of an earlier schema (ALTER TABLE has no IF NOT EXISTS: each is added if missing).
+#: Items staged before they existed read as never attempted and due now.
+_DELIVERY_COLUMNS = (("revision", "TEXT"), ("attempts", "INTEGER"), ("due_at", "INTEGER"), ("updated_at", "INTEGER"))
+COLUMNS = (
+    *(("charge_station_settings", name, type_) for name, type_ in (*_DELIVERY_COLUMNS, ("detail", "TEXT"))),
+    *(("charge_station_install_certificates", name, type_) for name, type_ in (*_DELIVERY_COLUMNS, ("detail", "TEXT"))),
+    *(("charge_stations", f"trigger_{name}", type_) for name, type_ in (*_DELIVERY_COLUMNS, ("detail", "TEXT"))),
 )
 
 # Primary result codes that mean our SQL or the caller's data is wrong, not that the store is unwell:
@@ -214,6 +239,7 @@ class SqliteStorage(Storage):
         self.locations = SqliteLocationRepository(self)
         self.parties = SqlitePartyRepository(self)
         self.pushes = SqlitePushRepository(self)
+        self.ocpp = SqliteOcppRepository(self)
 
     @classmethod
     def from_url(cls, url: str) -> SqliteStorage:
@@ -350,6 +376,10 @@ class SqliteStorage(Storage):
                 with self.transaction() as transaction:
                     for statement in SCHEMA:
                         transaction.execute(statement)
+                    for table, column, type_ in COLUMNS:
+                        existing = {row[1] for row in transaction.execute(f"PRAGMA table_info({table})")}
+                        if column not in existing:
+                            transaction.execute(f"ALTER TABLE {table} ADD COLUMN {column} {type_}")
                     transaction.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             self.close()
@@ -402,15 +432,21 @@ class SqliteChargeStationRepository(ChargeStationRepository):
         return document
 
     def merge_settings(self, cs_id: str, settings: Iterable[Mapping[str, str]]) -> None:
-        rows = [(cs_id, s["name"], s["value"], s["status"]) for s in docs.setting_rows(settings)]
+        # Staging (again) makes a new delivery: a new revision, never attempted, due now.
+        at, revision = _millis(docs.now()), uuid.uuid4().hex
+        rows = [(cs_id, s["name"], s["value"], s["status"], revision, at) for s in docs.setting_rows(settings)]
         with self._db.transaction() as connection:
             if not self._db.station_exists(connection, cs_id):
                 raise NotFound("charge station", cs_id)
             connection.executemany(
-                """INSERT INTO charge_station_settings (cs_id, name, value, status) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (cs_id, name) DO UPDATE SET value = excluded.value, status = excluded.status""",
+                """INSERT INTO charge_station_settings (cs_id, name, value, status, revision, attempts, due_at,
+                       updated_at, detail) VALUES (?, ?, ?, ?, ?, 0, 0, ?, NULL)
+                   ON CONFLICT (cs_id, name) DO UPDATE SET value = excluded.value, status = excluded.status,
+                       revision = excluded.revision, attempts = 0, due_at = 0, updated_at = excluded.updated_at,
+                       detail = NULL""",
                 rows,
             )
+            _bump(connection, cs_id, at)
 
     def settings(self, cs_id: str) -> list[Document]:
         rows = self._db.fetch_all(
@@ -419,20 +455,25 @@ class SqliteChargeStationRepository(ChargeStationRepository):
         return [{"name": name, "value": value, "status": status} for name, value, status in rows]
 
     def merge_install_certificates(self, cs_id: str, certificates: Iterable[Mapping[str, str]]) -> None:
+        at, revision = _millis(docs.now()), uuid.uuid4().hex
         rows = [
-            (cs_id, c["certificate_id"], c["type"], c["pem"], c["status"])
+            (cs_id, c["certificate_id"], c["type"], c["pem"], c["status"], revision, at)
             for c in docs.install_certificate_rows(certificates)
         ]
         with self._db.transaction() as connection:
             if not self._db.station_exists(connection, cs_id):
                 raise NotFound("charge station", cs_id)
             connection.executemany(
-                """INSERT INTO charge_station_install_certificates (cs_id, certificate_id, type, pem, status)
-                   VALUES (?, ?, ?, ?, ?)
+                """INSERT INTO charge_station_install_certificates (cs_id, certificate_id, type, pem, status,
+                       revision, attempts, due_at, updated_at, detail)
+                   VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, NULL)
                    ON CONFLICT (cs_id, certificate_id) DO UPDATE SET
-                       type = excluded.type, pem = excluded.pem, status = excluded.status""",
+                       type = excluded.type, pem = excluded.pem, status = excluded.status,
+                       revision = excluded.revision, attempts = 0, due_at = 0, updated_at = excluded.updated_at,
+                       detail = NULL""",
                 rows,
             )
+            _bump(connection, cs_id, at)
 
     def install_certificates(self, cs_id: str) -> list[Document]:
         rows = self._db.fetch_all(
@@ -447,12 +488,17 @@ class SqliteChargeStationRepository(ChargeStationRepository):
 
     def put_trigger(self, cs_id: str, trigger: Mapping[str, str]) -> None:
         document = docs.trigger_document(trigger)
-        changed = self._db.execute(
-            "UPDATE charge_stations SET trigger_message = ?, trigger_status = ? WHERE cs_id = ?",
-            (document["message"], document["status"], cs_id),
-        )
-        if changed == 0:
-            raise NotFound("charge station", cs_id)
+        at = _millis(docs.now())
+        with self._db.transaction() as connection:
+            changed = connection.execute(
+                """UPDATE charge_stations SET trigger_message = ?, trigger_status = ?, trigger_revision = ?,
+                       trigger_attempts = 0, trigger_due_at = 0, trigger_updated_at = ?, trigger_detail = NULL
+                   WHERE cs_id = ?""",
+                (document["message"], document["status"], uuid.uuid4().hex, at, cs_id),
+            ).rowcount
+            if changed == 0:
+                raise NotFound("charge station", cs_id)
+            _bump(connection, cs_id, at)
 
     def find_trigger(self, cs_id: str) -> Document | None:
         row = self._db.fetch_one(
@@ -503,6 +549,10 @@ class SqliteTokenRepository(TokenRepository):
         docs.check_page(offset, limit)
         rows = self._db.fetch_all(f"{_TOKEN_SELECT} ORDER BY uid LIMIT ? OFFSET ?", (limit, offset))
         return [_token(row) for row in rows]
+
+    def find_by_contract_id(self, emaid: str) -> Document | None:
+        row = self._db.fetch_one(f"{_TOKEN_SELECT} WHERE contract_id = ? ORDER BY uid LIMIT 1", (emaid,))
+        return None if row is None else _token(row)
 
 
 class SqliteCertificateRepository(CertificateRepository):
@@ -715,3 +765,189 @@ class SqlitePushRepository(PushRepository):
 
     def remove_party(self, party: str) -> None:
         self._db.execute("DELETE FROM location_pushes WHERE party = ?", (party,))
+
+
+def _bump(connection: sqlite3.Connection, cs_id: str, at: int) -> None:
+    """Count one more change of the station (inside the caller's transaction), so every worker sees it."""
+    connection.execute(
+        """INSERT INTO charge_station_runtime (cs_id, seq, changed_at) VALUES (?, 1, ?)
+           ON CONFLICT (cs_id) DO UPDATE SET seq = seq + 1, changed_at = excluded.changed_at""",
+        (cs_id, at),
+    )
+
+
+_RUNTIME_COLUMNS = (
+    "cs_id",
+    "seq",
+    "changed_at",
+    "connection",
+    "ocpp_version",
+    "vendor",
+    "model",
+    "serial_number",
+    "firmware_version",
+    "last_boot",
+    "last_seen",
+)
+_RUNTIME_TIMES = ("changed_at", "last_boot", "last_seen")
+#: The columns of each kind of staged item: table, key column, then column name by document key.
+_ITEM_TABLES = {
+    "setting": ("charge_station_settings", "name", ""),
+    "certificate": ("charge_station_install_certificates", "certificate_id", ""),
+    "trigger": ("charge_stations", "trigger_message", "trigger_"),
+}
+_SETTLED_FIELDS = ("status", "detail", "attempts", "due_at", "updated_at")
+_DELIVERY_TIMES = ("due_at", "updated_at")
+
+
+def _delivery(row: Mapping[str, Any]) -> Document:
+    """A staged item with its delivery fields: unset ones absent, times as datetimes, attempts 0 if never set."""
+    item: Document = {key: value for key, value in row.items() if value is not None}
+    item.setdefault("attempts", 0)
+    item["due_at"] = _datetime(item.get("due_at", 0))
+    if "updated_at" in item:
+        item["updated_at"] = _datetime(item["updated_at"])
+    return item
+
+
+class SqliteOcppRepository(OcppRepository):
+    """Runtime details in ``charge_station_runtime``; delivery fields in the columns of the staged items."""
+
+    def __init__(self, db: SqliteStorage) -> None:
+        self._db = db
+
+    def connect(self, cs_id: str, connection: str, ocpp_version: str, now: datetime) -> None:
+        at = _millis(now)
+        self._db.execute(
+            """INSERT INTO charge_station_runtime (cs_id, seq, changed_at, connection, ocpp_version, last_seen)
+               VALUES (?, 1, ?, ?, ?, ?)
+               ON CONFLICT (cs_id) DO UPDATE SET seq = seq + 1, changed_at = excluded.changed_at,
+                   connection = excluded.connection, ocpp_version = excluded.ocpp_version,
+                   last_seen = excluded.last_seen""",
+            (cs_id, at, connection, ocpp_version, at),
+        )
+
+    def disconnect(self, cs_id: str, connection: str, now: datetime) -> bool:
+        changed = self._db.execute(
+            "UPDATE charge_station_runtime SET connection = NULL, last_seen = ? WHERE cs_id = ? AND connection = ?",
+            (_millis(now), cs_id, connection),
+        )
+        return changed > 0
+
+    def record_boot(self, cs_id: str, boot: Mapping[str, str], now: datetime) -> None:
+        at = _millis(now)
+        with self._db.transaction() as connection:
+            connection.execute(
+                """INSERT INTO charge_station_runtime (cs_id, seq, changed_at, vendor, model, serial_number,
+                       firmware_version, last_boot, last_seen) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (cs_id) DO UPDATE SET vendor = excluded.vendor, model = excluded.model,
+                       serial_number = excluded.serial_number, firmware_version = excluded.firmware_version,
+                       last_boot = excluded.last_boot, last_seen = excluded.last_seen""",
+                (
+                    cs_id,
+                    at,
+                    boot["vendor"],
+                    boot["model"],
+                    boot.get("serial_number"),
+                    boot.get("firmware_version"),
+                    at,
+                    at,
+                ),
+            )
+            connection.execute(
+                """UPDATE charge_station_settings SET status = 'Accepted', updated_at = ?
+                   WHERE cs_id = ? AND status = 'RebootRequired'""",
+                (at, cs_id),
+            )
+
+    def touch(self, cs_id: str, now: datetime) -> None:
+        self._db.execute("UPDATE charge_station_runtime SET last_seen = ? WHERE cs_id = ?", (_millis(now), cs_id))
+
+    def runtime(self, cs_id: str) -> Document | None:
+        row = self._db.fetch_one(
+            f"SELECT {', '.join(_RUNTIME_COLUMNS)} FROM charge_station_runtime WHERE cs_id = ?", (cs_id,)
+        )
+        if row is None:
+            return None
+        document: Document = {c: v for c, v in zip(_RUNTIME_COLUMNS, row, strict=True) if v is not None}
+        for key in _RUNTIME_TIMES:
+            if key in document:
+                document[key] = _datetime(document[key])
+        return document
+
+    def changes(self, since: datetime) -> list[Document]:
+        rows = self._db.fetch_all(
+            "SELECT cs_id, seq, connection FROM charge_station_runtime WHERE changed_at >= ?", (_millis(since),)
+        )
+        return [
+            {"cs_id": cs_id, "seq": seq, **({} if connection is None else {"connection": connection})}
+            for cs_id, seq, connection in rows
+        ]
+
+    def deliveries(self, cs_id: str) -> Document:
+        fields = "status, revision, attempts, due_at, updated_at, detail"
+        settings = self._db.fetch_all(
+            f"SELECT name, value, {fields} FROM charge_station_settings WHERE cs_id = ? ORDER BY name", (cs_id,)
+        )
+        certificates = self._db.fetch_all(
+            f"""SELECT certificate_id, type, pem, {fields} FROM charge_station_install_certificates
+                WHERE cs_id = ? ORDER BY certificate_id""",
+            (cs_id,),
+        )
+        trigger = self._db.fetch_one(
+            """SELECT trigger_message, trigger_status, trigger_revision, trigger_attempts, trigger_due_at,
+                   trigger_updated_at, trigger_detail FROM charge_stations WHERE cs_id = ?""",
+            (cs_id,),
+        )
+        names = fields.split(", ")
+        return {
+            "settings": [_delivery(dict(zip(("name", "value", *names), row, strict=True))) for row in settings],
+            "certificates": [
+                _delivery(dict(zip(("certificate_id", "type", "pem", *names), row, strict=True))) for row in certificates
+            ],
+            "trigger": None
+            if trigger is None or trigger[0] is None
+            else _delivery(dict(zip(("message", *names), trigger, strict=True))),
+        }
+
+    def settle(self, cs_id: str, kind: str, key: str, revision: str | None, update: Mapping[str, Any]) -> bool:
+        table, key_column, prefix = _ITEM_TABLES[kind]
+        assignments, values = [], []
+        for field_name in _SETTLED_FIELDS:
+            if field_name in update:
+                value = update[field_name]
+                assignments.append(f"{prefix}{field_name} = ?")
+                values.append(_millis(value) if field_name in _DELIVERY_TIMES and value is not None else value)
+        if not assignments:
+            return False
+        changed = self._db.execute(
+            f"""UPDATE {table} SET {", ".join(assignments)}
+                WHERE cs_id = ? AND {key_column} = ? AND {prefix}revision IS ?""",
+            (*values, cs_id, key, revision),
+        )
+        return changed > 0
+
+    def set_password_hash(self, cs_id: str, password_hash: str) -> None:
+        self._db.execute("UPDATE charge_stations SET password_hash = ? WHERE cs_id = ?", (password_hash, cs_id))
+
+    def stations(self, offset: int, limit: int) -> list[Document]:
+        docs.check_page(offset, limit)
+        rows = self._db.fetch_all(
+            """SELECT c.cs_id, r.connection, r.ocpp_version, r.last_seen,
+                   (SELECT count(*) FROM charge_station_settings s WHERE s.cs_id = c.cs_id AND s.status = 'Pending')
+                   + (SELECT count(*) FROM charge_station_install_certificates i
+                      WHERE i.cs_id = c.cs_id AND i.status = 'Pending')
+                   + (CASE WHEN c.trigger_status = 'Pending' THEN 1 ELSE 0 END)
+               FROM charge_stations c LEFT JOIN charge_station_runtime r ON r.cs_id = c.cs_id
+               ORDER BY c.cs_id LIMIT ? OFFSET ?""",
+            (limit, offset),
+        )
+        page = []
+        for cs_id, connection, ocpp_version, last_seen, pending in rows:
+            station: Document = {"cs_id": cs_id, "connected": connection is not None, "pending": pending}
+            if ocpp_version is not None:
+                station["ocpp_version"] = ocpp_version
+            if last_seen is not None:
+                station["last_seen"] = _datetime(last_seen)
+            page.append(station)
+        return page

@@ -125,3 +125,13 @@ def test_page_rejects_negative_offset_or_limit(storage, offset, limit):
     storage.tokens.put(make_token())
     with pytest.raises(ValueError, match="must not be negative"):
         storage.tokens.page(offset, limit)
+
+
+def test_find_by_contract_id_finds_the_token_of_that_emaid(storage):
+    """find_by_contract_id returns the token with that normalised eMAID (the lowest uid of several), else None."""
+    storage.tokens.put(make_token(uid="B", contract_id="GBTWK012345678V"))
+    storage.tokens.put(make_token(uid="A", contract_id="GBTWK012345678V"))
+    storage.tokens.put(make_token(uid="C", contract_id="NLEMS000000001X"))
+    assert storage.tokens.find_by_contract_id("GBTWK012345678V")["uid"] == "A"
+    assert storage.tokens.find_by_contract_id("NLEMS000000001X")["uid"] == "C"
+    assert storage.tokens.find_by_contract_id("GBTWK999999999X") is None
