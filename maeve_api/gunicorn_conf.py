@@ -26,6 +26,8 @@ _settings = Settings.from_env()
 
 # Both listeners in every worker; maeve_api.asgi sends each request to the app of its port.
 bind = [f"{_settings.host}:{_settings.api_port}", f"{_settings.host}:{_settings.ocpi_port}"]
+# The OCPP endpoint in the same workers, on its own address (stations are outside the trusted network).
+bind.append(f"{_settings.ocpp_host}:{_settings.ocpp_port}")
 workers = _settings.workers
 worker_class = "uvicorn_worker.UvicornWorker"
 # Storage is opened by each worker's lifespan, after the fork.

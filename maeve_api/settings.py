@@ -43,6 +43,20 @@ class Settings:
     push_lease_seconds: float = 60.0
     push_backoff_seconds: float = 2.0
     push_backoff_max_seconds: float = 600.0
+    #: The OCPP websocket endpoint: where it listens, the heartbeat interval given at boot, whether TLS and
+    #: client certificates are read from a trusted proxy's headers, and the CA that signs station certificates.
+    ocpp_host: str = "127.0.0.1"
+    ocpp_port: int = 9310
+    ocpp_heartbeat_interval: int = 300
+    ocpp_trust_proxy: bool = False
+    ocpp_ca_cert: str | None = None
+    ocpp_ca_key: str | None = field(default=None, repr=False)
+    #: Seconds to wait for a station's answer; attempts before an unanswered or refused item is Failed,
+    #: and the first delay between them (doubled each time); how often each worker looks for staged changes.
+    ocpp_call_timeout: float = 30.0
+    ocpp_max_attempts: int = 3
+    ocpp_retry_seconds: float = 5.0
+    ocpp_poll_seconds: float = 0.15
 
     def __post_init__(self) -> None:
         if not self.database_url.startswith(("sqlite:", "mongodb:", "mongodb+srv:")):
@@ -63,6 +77,8 @@ class Settings:
             raise SettingsError(
                 f"MAEVE_OCPI_TIME_ZONE must be an IANA time zone such as Europe/London, got {self.ocpi_time_zone!r}"
             ) from None
+        if (self.ocpp_ca_cert is None) != (self.ocpp_ca_key is None):
+            raise SettingsError("MAEVE_OCPP_CA_CERT and MAEVE_OCPP_CA_KEY must be set together")
 
     @property
     def redacted_database_url(self) -> str:
@@ -98,6 +114,17 @@ class Settings:
             ocpi_party_id=env.get("MAEVE_OCPI_PARTY_ID") or defaults.ocpi_party_id,
             ocpi_business_name=env.get("MAEVE_OCPI_BUSINESS_NAME") or defaults.ocpi_business_name,
             ocpi_time_zone=env.get("MAEVE_OCPI_TIME_ZONE") or defaults.ocpi_time_zone,
+            ocpp_host=env.get("MAEVE_OCPP_HOST") or defaults.ocpp_host,
+            ocpp_port=_int(env, "MAEVE_OCPP_PORT", defaults.ocpp_port, 1, 65535),
+            ocpp_heartbeat_interval=_int(
+                env, "MAEVE_OCPP_HEARTBEAT_INTERVAL", defaults.ocpp_heartbeat_interval, 1, 86400
+            ),
+            ocpp_trust_proxy=_bool(env, "MAEVE_OCPP_TRUST_PROXY", defaults.ocpp_trust_proxy),
+            ocpp_ca_cert=env.get("MAEVE_OCPP_CA_CERT") or None,
+            ocpp_ca_key=env.get("MAEVE_OCPP_CA_KEY") or None,
+            ocpp_call_timeout=_float(env, "MAEVE_OCPP_CALL_TIMEOUT", defaults.ocpp_call_timeout, 0.1, 300),
+            ocpp_max_attempts=_int(env, "MAEVE_OCPP_MAX_ATTEMPTS", defaults.ocpp_max_attempts, 1, 100),
+            ocpp_retry_seconds=_float(env, "MAEVE_OCPP_RETRY_SECONDS", defaults.ocpp_retry_seconds, 0.01, 3600),
         )
 
 
@@ -109,6 +136,19 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
     return value

@@ -317,6 +317,10 @@ class OcppRepository(ABC):
         """Replace the station's stored password hash, keeping the rest of its auth record."""
 
     @abstractmethod
+    def next_transaction_id(self) -> int:
+        """A new OCPP 1.6 transaction id: never given before by this store, 1 to 2**31 - 1."""
+
+    @abstractmethod
     def stations(self, offset: int, limit: int) -> list[Document]:
         """A page of registered stations ordered by cs_id: ``{"cs_id", "connected", "ocpp_version"?, "last_seen"?,
         "pending"}``, ``pending`` counting the settings, certificates and trigger still Pending."""

@@ -721,6 +721,13 @@ class MongoOcppRepository(OcppRepository):
             result = collection.update_one(query, operation)
         return bool(result.matched_count)
 
+    def next_transaction_id(self) -> int:
+        with self._db.operation():
+            stored = self._db.collection("counters").find_one_and_update(
+                {"_id": "transaction"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+            )
+        return int(stored["value"] - 1) % 2_147_483_647 + 1
+
     def set_password_hash(self, cs_id: str, password_hash: str) -> None:
         with self._db.operation():
             self._stations.update_one({"_id": cs_id}, {"$set": {"password_hash": password_hash}})

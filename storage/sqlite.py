@@ -141,6 +141,7 @@ SCHEMA = (
         last_seen INTEGER
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS charge_station_runtime_by_changed_at ON charge_station_runtime (changed_at)",
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID",
 )
 #: Columns added to tables of an earlier schema (ALTER TABLE has no IF NOT EXISTS: each is added if missing).
 #: Items staged before they existed read as never attempted and due now.
@@ -926,6 +927,15 @@ class SqliteOcppRepository(OcppRepository):
             (*values, cs_id, key, revision),
         )
         return changed > 0
+
+    def next_transaction_id(self) -> int:
+        with self._db.transaction() as connection:
+            connection.execute(
+                """INSERT INTO counters (name, value) VALUES ('transaction', 1)
+                   ON CONFLICT (name) DO UPDATE SET value = value % 2147483647 + 1"""
+            )
+            row = connection.execute("SELECT value FROM counters WHERE name = 'transaction'").fetchone()
+        return int(row[0])
 
     def set_password_hash(self, cs_id: str, password_hash: str) -> None:
         self._db.execute("UPDATE charge_stations SET password_hash = ? WHERE cs_id = ?", (password_hash, cs_id))

@@ -153,3 +153,9 @@ def test_stations_pages_by_cs_id_with_pending_counts(storage):
     ]
     assert [s["cs_id"] for s in storage.ocpp.stations(2, 10)] == ["c"]
     assert storage.ocpp.stations(0, 0) == []
+
+
+def test_transaction_ids_are_never_repeated(storage):
+    ids = [storage.ocpp.next_transaction_id() for _ in range(5)]
+    assert len(set(ids)) == 5
+    assert all(1 <= i <= 2**31 - 1 for i in ids)
