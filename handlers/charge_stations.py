@@ -6,6 +6,7 @@ from typing import Any
 
 from maeve_api.charge_stations import staged_certificates, staged_settings
 from maeve_api.context import read, storage
+from maeve_api.ocpp import readback
 from maeve_api.schemas import CHARGE_STATION_AUTH
 from maeve_api.storage import NotFound
 
@@ -35,3 +36,11 @@ def install_charge_station_certificates(cs_id: str, body: dict[str, Any]) -> tup
 def trigger_charge_station(cs_id: str, body: dict[str, str]) -> tuple[None, int]:
     storage().charge_stations.put_trigger(cs_id, {"message": body["trigger"], "status": "Pending"})
     return None, 200
+
+
+def lookup_charge_station(cs_id: str) -> tuple[dict[str, Any], int]:
+    return readback.charge_station(storage(), cs_id), 200
+
+
+def list_charge_stations(offset: int = 0, limit: int = 20) -> tuple[list[dict[str, Any]], int]:
+    return readback.charge_stations(storage(), offset, limit), 200

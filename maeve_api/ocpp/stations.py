@@ -19,9 +19,11 @@ from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
+from ocpp.v16.enums import Action as Action16
 from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
+from ocpp.v201.enums import Action as Action201
 
 from maeve_api.ocpp import authorize
 from maeve_api.ocpp.ca import CertificateAuthority, CsrRefused
@@ -43,6 +45,17 @@ TOUCH_SECONDS = 60.0
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _unhandled(version: str, action: str) -> tuple[str, str]:
+    """The CallError of a call we have no handler for (the library swaps these two): an action of the
+    version is recognised but not supported; anything else is not known to us."""
+    actions: Any = Action16 if version == "1.6" else Action201
+    try:
+        actions(action)
+    except ValueError:
+        return "NotImplemented", "unknown action"
+    return "NotSupported", "action not supported"
 
 
 class _Station:
@@ -70,6 +83,9 @@ class _Station:
             ):
                 await cp._send(CallError(str(msg.unique_id)[:36], "FormatViolation" if cp._ocpp_version != "1.6"
                                          else "FormationViolation", "malformed call", {}).to_json())
+                return
+            if msg.action not in cp.route_map:
+                await cp._send(CallError(msg.unique_id, *_unhandled(cp._ocpp_version, msg.action), {}).to_json())
                 return
             try:
                 await cp._handle_call(msg)
