@@ -696,12 +696,9 @@ class MongoOcppRepository(OcppRepository):
                     return False
                 replaced = {k: v for k, v in trigger.items() if k not in unset}
                 replaced.update(fields)
-                result = self._stations.update_one(
-                    {"_id": cs_id, "trigger": trigger}
-                    if revision is None
-                    else {"_id": cs_id, "trigger.revision": revision},
-                    {"$set": {"trigger": replaced}},
-                )
+                # An item staged before revisions existed has none: it can only be replaced by one that has.
+                guard = {"trigger.message": key} if revision is None else {"trigger.revision": revision}
+                result = self._stations.update_one({"_id": cs_id, **guard}, {"$set": {"trigger": replaced}})
             return bool(result.modified_count or result.matched_count)
         collection = self._settings if kind == "setting" else self._install_certificates
         operation: Document = {}

@@ -196,7 +196,9 @@ class OcppApp:
                     storage,
                     cs_id,
                     headers,
-                    secure_transport=scope.get("scheme") == "wss",
+                    # uvicorn rewrites the scheme from X-Forwarded-Proto sent from loopback: only a scheme
+                    # no such header could have set is TLS of our own.
+                    secure_transport=scope.get("scheme") == "wss" and "x-forwarded-proto" not in headers,
                     trust_proxy=self.settings.ocpp_trust_proxy,
                 )
             )

@@ -282,6 +282,10 @@ class Station16(_Recording, ChargePoint16):
     async def on_trigger_message(self, **payload: Any) -> Any:
         return result16.TriggerMessage(status=await self._record("TriggerMessage", payload) or "Accepted")
 
+    @on("CertificateSigned")
+    async def on_certificate_signed(self, **payload: Any) -> Any:
+        return result16.CertificateSigned(status=await self._record("CertificateSigned", payload) or "Accepted")
+
     @on("DataTransfer")
     async def on_data_transfer(self, **payload: Any) -> Any:
         await self._record("DataTransfer", payload)
