@@ -723,6 +723,8 @@ class MongoOcppRepository(OcppRepository):
             stored = self._db.collection("counters").find_one_and_update(
                 {"_id": "transaction"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
             )
+        if stored is None:  # upsert with ReturnDocument.AFTER always returns the document
+            raise StorageUnavailable("MongoDB returned no transaction counter")
         return int(stored["value"] - 1) % 2_147_483_647 + 1
 
     def set_password_hash(self, cs_id: str, password_hash: str) -> None:

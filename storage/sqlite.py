@@ -904,7 +904,8 @@ class SqliteOcppRepository(OcppRepository):
         return {
             "settings": [_delivery(dict(zip(("name", "value", *names), row, strict=True))) for row in settings],
             "certificates": [
-                _delivery(dict(zip(("certificate_id", "type", "pem", *names), row, strict=True))) for row in certificates
+                _delivery(dict(zip(("certificate_id", "type", "pem", *names), row, strict=True)))
+                for row in certificates
             ],
             "trigger": None
             if trigger is None or trigger[0] is None

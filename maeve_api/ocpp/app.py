@@ -44,6 +44,8 @@ class Hub:
         self.sessions: dict[str, Session] = {}
         self.closers: dict[str, Callable[[], Any]] = {}
         self._poller: asyncio.Task[None] | None = None
+        #: Closings in progress, referenced until done so they are not collected half-way.
+        self._closing: set[asyncio.Future[Any]] = set()
 
     def start(self) -> None:
         self._poller = asyncio.ensure_future(self._poll())
@@ -81,7 +83,9 @@ class Hub:
                     # The station connected again, through another worker: this connection is stale.
                     close = self.closers.get(session.cs_id)
                     if close is not None:
-                        asyncio.ensure_future(close())
+                        closing = asyncio.ensure_future(close())
+                        self._closing.add(closing)
+                        closing.add_done_callback(self._closing.discard)
                 else:
                     session.wake()
 

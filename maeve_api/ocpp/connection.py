@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any
 
 from starlette.types import Receive, Send
 
@@ -47,7 +46,7 @@ class AsgiWebSocket:
     async def _read(self) -> None:
         try:
             while True:
-                message: dict[str, Any] = await self._receive()
+                message = await self._receive()
                 if message["type"] == "websocket.disconnect":
                     break
                 if message["type"] != "websocket.receive":

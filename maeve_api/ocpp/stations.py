@@ -41,6 +41,8 @@ _SILENT.setLevel(logging.CRITICAL + 1)
 
 #: last_seen is written at most this often per station.
 TOUCH_SECONDS = 60.0
+#: Store writes in flight that no one awaits, referenced until done so they are not collected half-way.
+_BACKGROUND: set[asyncio.Future[None]] = set()
 
 
 def _now() -> str:
@@ -99,7 +101,9 @@ class _Station:
         if now - self._last_touch < TOUCH_SECONDS:
             return
         self._last_touch = now
-        asyncio.ensure_future(self._touch_store())
+        touching = asyncio.ensure_future(self._touch_store())
+        _BACKGROUND.add(touching)
+        touching.add_done_callback(_BACKGROUND.discard)
 
     async def _touch_store(self) -> None:
         try:

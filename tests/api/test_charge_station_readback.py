@@ -12,7 +12,8 @@ from tests.factories import make_certificate_pem
 def test_a_registered_station_shows_its_auth_and_staged_items_as_pending(client):
     register(client, base64SHA256Password=PASSWORD_HASH, invalidUsernameAllowed=True)
     client.post("/cs/cs001/reconfigure", json={"A/B": "1", "SecurityCtrlr/BasicAuthPassword": "s3cret-password-1"})
-    client.post("/cs/cs001/certificates", json={"certificates": [{"type": "MO", "certificate": make_certificate_pem()}]})
+    certificate = {"type": "MO", "certificate": make_certificate_pem()}
+    client.post("/cs/cs001/certificates", json={"certificates": [certificate]})
     client.post("/cs/cs001/trigger", json={"trigger": "StatusNotification"})
     response = client.get("/cs/cs001")
     assert response.status_code == 200

@@ -90,7 +90,9 @@ async def test_a_percent_encoded_station_id_is_decoded(service):
 async def test_no_common_subprotocol_completes_the_handshake_and_closes(service):
     cs_id = service.register()
     async with websockets.connect(
-        f"{service.ws}/ws/{cs_id}", subprotocols=["ocpp2.1"], additional_headers={"Authorization": basic(cs_id, PASSWORD)}
+        f"{service.ws}/ws/{cs_id}",
+        subprotocols=["ocpp2.1"],
+        additional_headers={"Authorization": basic(cs_id, PASSWORD)},
     ) as ws:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()
