@@ -13,7 +13,7 @@ import asyncio
 import base64
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import websockets
@@ -31,7 +31,7 @@ def now() -> str:
 
 
 class Station201(ChargePoint201):
-    reboot_required: set[str] = set()
+    reboot_required: ClassVar[set[str]] = set()
     rebooting = asyncio.Event()
 
     @on("SetVariables")
@@ -70,7 +70,7 @@ class Station201(ChargePoint201):
 
 
 class Station16(ChargePoint16):
-    reboot_required: set[str] = set()
+    reboot_required: ClassVar[set[str]] = set()
     rebooting = asyncio.Event()
 
     @on("ChangeConfiguration")
