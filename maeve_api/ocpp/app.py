@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 from starlette.types import Receive, Scope, Send
 
+from maeve_api.metrics import InstrumentedStorage
 from maeve_api.ocpp.auth import Refusal, authenticate
 from maeve_api.ocpp.ca import CertificateAuthority
 from maeve_api.ocpp.connection import AsgiWebSocket, Closed
@@ -153,7 +154,7 @@ class OcppApp:
             if message["type"] == "lifespan.startup":
                 try:
                     # Opened per worker, after gunicorn forks.
-                    self.storage = self.storage_factory()
+                    self.storage = InstrumentedStorage(self.storage_factory())
                     self.hub = Hub(self.storage, self.settings)
                     self.hub.start()
                 except Exception as exc:
