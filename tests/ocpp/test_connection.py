@@ -16,7 +16,7 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from tests.factories import make_certificate_pem
-from tests.ocpp.conftest import HEARTBEAT_INTERVAL, PASSWORD, basic, connect, eventually, refused_with
+from tests.ocpp.conftest import HEARTBEAT_INTERVAL, PASSWORD, basic, connect, eventually, password_hash, refused_with
 
 pytestmark = pytest.mark.anyio
 
@@ -238,3 +238,16 @@ async def test_1_6_bad_payload_gets_a_call_error(service):
     ) as ws:
         answer = await raw_exchange(ws, '[2, "b1", "Authorize", {"idTag": 5}]')
         assert answer[:3] == [4, "b1", "TypeConstraintViolation"]
+
+
+async def test_no_password_hash_or_certificate_is_ever_logged(service):
+    """After this module's connections, refusals and certificate logins, the log holds no credential."""
+    cs_id = service.register()
+    assert await refused_with(service, cs_id, "a-wrong-password-here") == 401
+    async with connect(service, cs_id, boot=True):
+        pass
+    log = service.log.read_text(errors="replace")
+    assert "OCPP upgrade of" in log  # the refusals were logged
+    for secret in (PASSWORD, "a-wrong-password-here", password_hash(PASSWORD), basic(cs_id, PASSWORD)[6:],
+                   "BEGIN CERTIFICATE", "MII"):
+        assert secret not in log

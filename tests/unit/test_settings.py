@@ -97,3 +97,43 @@ def test_a_bad_ocpi_value_fails_fast_naming_the_variable(name, value):
     """An unusable OCPI value raises SettingsError naming the variable."""
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_ocpp_defaults_and_values_are_read():
+    """The OCPP endpoint listens on 127.0.0.1:9310 by default; its variables are read into typed fields."""
+    defaults = Settings.from_env({})
+    assert (defaults.ocpp_host, defaults.ocpp_port, defaults.ocpp_heartbeat_interval) == ("127.0.0.1", 9310, 300)
+    assert (defaults.ocpp_trust_proxy, defaults.ocpp_ca_cert, defaults.ocpp_ca_key) == (False, None, None)
+    settings = Settings.from_env(
+        {
+            "MAEVE_OCPP_HOST": "0.0.0.0",
+            "MAEVE_OCPP_PORT": "9999",
+            "MAEVE_OCPP_HEARTBEAT_INTERVAL": "60",
+            "MAEVE_OCPP_TRUST_PROXY": "true",
+            "MAEVE_OCPP_CA_CERT": "/ca.pem",
+            "MAEVE_OCPP_CA_KEY": "/ca.key",
+            "MAEVE_OCPP_CALL_TIMEOUT": "2.5",
+            "MAEVE_OCPP_MAX_ATTEMPTS": "5",
+            "MAEVE_OCPP_RETRY_SECONDS": "1",
+        }
+    )
+    assert (settings.ocpp_host, settings.ocpp_port, settings.ocpp_heartbeat_interval) == ("0.0.0.0", 9999, 60)
+    assert (settings.ocpp_trust_proxy, settings.ocpp_ca_cert, settings.ocpp_ca_key) == (True, "/ca.pem", "/ca.key")
+    assert (settings.ocpp_call_timeout, settings.ocpp_max_attempts, settings.ocpp_retry_seconds) == (2.5, 5, 1.0)
+    assert "/ca.key" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("environment", "name"),
+    [
+        ({"MAEVE_OCPP_PORT": "0"}, "MAEVE_OCPP_PORT"),
+        ({"MAEVE_OCPP_HEARTBEAT_INTERVAL": "x"}, "MAEVE_OCPP_HEARTBEAT_INTERVAL"),
+        ({"MAEVE_OCPP_TRUST_PROXY": "maybe"}, "MAEVE_OCPP_TRUST_PROXY"),
+        ({"MAEVE_OCPP_CALL_TIMEOUT": "soon"}, "MAEVE_OCPP_CALL_TIMEOUT"),
+        ({"MAEVE_OCPP_CA_CERT": "/ca.pem"}, "MAEVE_OCPP_CA_KEY"),
+    ],
+)
+def test_a_bad_ocpp_value_fails_fast_naming_the_variable(environment, name):
+    """An unusable OCPP value raises SettingsError naming the variable."""
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env(environment)
