@@ -2,6 +2,10 @@
 station receives the SetVariables, under gunicorn with two workers.
 
     .venv/bin/python -m bench.ocpp_latency [--stations 200] [--stagings 400] [--rate 20] [--database-url URL]
+                                            [--separate]
+
+With ``--separate`` the stations connect to a second gunicorn (two more workers) on the same store, as if the
+endpoint ran as a process of its own, while the stagings go to the first one.
 
 Stations are lean OCPP-J clients over ``websockets`` (a ChargePoint object each would cost the loopback
 client more CPU than the server under test). Every staging goes to the API on a new connection, so it lands
@@ -32,13 +36,13 @@ from bench.servers import free_port
 PASSWORD = "bench-password-0001"
 
 
-def _start(database_url: str, directory: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def _start(database_url: str, directory: Path, name: str = "gunicorn") -> tuple[subprocess.Popen[bytes], str, str]:
     api, ocpp = free_port(), free_port()
     env = {**os.environ, "MAEVE_DATABASE_URL": database_url, "MAEVE_API_PORT": str(api),
            "MAEVE_OCPI_PORT": str(free_port()), "MAEVE_OCPP_PORT": str(ocpp), "MAEVE_WORKERS": "2",
            "MAEVE_LOG_LEVEL": "warning"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = open(directory / "gunicorn.log", "wb")
+    log = open(directory / f"{name}.log", "wb")
     process = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "python:maeve_api.gunicorn_conf",
                                 "maeve_api.asgi:app"], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{api}"
@@ -118,18 +122,26 @@ def main() -> None:
     parser.add_argument("--stagings", type=int, default=400)
     parser.add_argument("--rate", type=float, default=20.0, help="stagings per second")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--separate", action="store_true", help="stations on a gunicorn of their own")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="maeve-ocpp-bench-") as directory:
         url = args.database_url or f"sqlite:///{directory}/bench.db"
-        process, api, ws_url = _start(url, Path(directory))
+        processes = []
         try:
+            process, api, ws_url = _start(url, Path(directory))
+            processes.append(process)
+            if args.separate:
+                process, _, ws_url = _start(url, Path(directory), "gunicorn-ocpp")
+                processes.append(process)
             latencies = asyncio.run(_run(args, api, ws_url))
         finally:
-            process.terminate()
-            process.wait(30)
+            for process in processes:
+                process.terminate()
+                process.wait(30)
     ms = [value * 1000 for value in latencies]
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-    print(f"{len(ms)} stagings to {args.stations} stations at {args.rate:g}/s: staged-to-station latency "
+    where = "a gunicorn of their own" if args.separate else "the API's gunicorn"
+    print(f"{len(ms)} stagings to {args.stations} stations on {where} at {args.rate:g}/s: staged-to-station latency "
           f"p50 {statistics.median(ms):.0f} ms, p99 {p99:.0f} ms, max {ms[-1]:.0f} ms")
 
 

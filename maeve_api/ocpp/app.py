@@ -57,6 +57,11 @@ class Hub:
         for close in list(self.closers.values()):
             with contextlib.suppress(Exception):
                 await close()
+        # Give the closed connections a moment to record that they are gone before the store closes.
+        for _ in range(50):
+            if not self.sessions:
+                break
+            await asyncio.sleep(0.02)
 
     async def _poll(self) -> None:
         since = datetime.now(UTC) - LOOKBACK
@@ -257,9 +262,11 @@ class OcppApp:
         station.ca = self.ca
         runner = asyncio.current_task()
 
+        ending = False
+
         async def close() -> None:
             await socket.close(1000, "replaced by a new connection")
-            if runner is not None and runner is not asyncio.current_task():
+            if not ending and runner is not None and runner is not asyncio.current_task():
                 runner.cancel()
 
         hub.sessions[cs_id] = session
@@ -272,13 +279,14 @@ class OcppApp:
         except (Closed, asyncio.CancelledError):
             pass
         finally:
+            ending = True
             session.stop()
-            if hub.sessions.get(cs_id) is session:
-                del hub.sessions[cs_id]
-                del hub.closers[cs_id]
             await socket.close()
             with contextlib.suppress(StorageError):
                 await in_thread(storage.ocpp.disconnect, cs_id, connection_id, datetime.now(UTC))
+            if hub.sessions.get(cs_id) is session:
+                del hub.sessions[cs_id]
+                del hub.closers[cs_id]
             log.info("OCPP %s disconnected: %s", version, cs_id)
 
 
