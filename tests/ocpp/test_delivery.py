@@ -85,6 +85,21 @@ async def test_staging_while_connected_is_delivered_within_a_second_whichever_wo
             assert time.monotonic() - answered < 1.0, f"delivered {time.monotonic() - started:.3f} s after staging"
 
 
+async def test_staging_from_another_process_is_delivered_within_a_second(service, store):
+    """A change written to the store by a process that serves no station (this test's) reaches the station."""
+    cs_id = service.register()
+    async with connect(service, cs_id, boot=True) as station:
+        for n in range(3):
+            await asyncio.to_thread(
+                store.charge_stations.merge_settings, cs_id, [{"name": "Other/Process", "value": str(n),
+                                                                "status": "Pending"}]
+            )
+            written = time.monotonic()
+            _, payload = await station.next_call("SetVariables", timeout=3)
+            assert payload["set_variable_data"][0]["attribute_value"] == str(n)
+            assert time.monotonic() - written < 1.0
+
+
 async def test_reboot_required_settings_get_a_reset_and_are_accepted_after_the_next_boot(service):
     cs_id = service.register()
     service.post(f"/cs/{cs_id}/reconfigure", {"A/Reboot": "1", "A/Now": "2"})
