@@ -123,10 +123,14 @@ _SPURIOUS = "ASGI callable returned without completing handshake."
 
 
 class _DenialFilter(logging.Filter):
-    """uvicorn's websockets protocol logs an error after every denial response sent with the ASGI
-    ``websocket.http.response`` extension, which it supports (it never marks that handshake as done)."""
+    """Drops two kinds of uvicorn records: the error its websockets protocol logs after every denial response
+    sent with the ASGI ``websocket.http.response`` extension, which it supports (it never marks that handshake
+    as done), and its per-websocket access lines, which carry the query string a station sent. The endpoint
+    logs each connection and refusal itself."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith('%s - "WebSocket %s"'):
+            return False
         return record.getMessage() != _SPURIOUS
 
 

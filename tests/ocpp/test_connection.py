@@ -246,8 +246,11 @@ async def test_no_password_hash_or_certificate_is_ever_logged(service):
     assert await refused_with(service, cs_id, "a-wrong-password-here") == 401
     async with connect(service, cs_id, boot=True):
         pass
+    with pytest.raises(websockets.InvalidStatus):
+        async with websockets.connect(f"{service.ws}/ws/{cs_id}?token=query-secret-1", subprotocols=["ocpp2.0.1"]):
+            pass
     log = service.log.read_text(errors="replace")
     assert "OCPP upgrade of" in log  # the refusals were logged
     for secret in (PASSWORD, "a-wrong-password-here", password_hash(PASSWORD), basic(cs_id, PASSWORD)[6:],
-                   "BEGIN CERTIFICATE", "MII"):
+                   "BEGIN CERTIFICATE", "MII", "query-secret-1"):
         assert secret not in log
