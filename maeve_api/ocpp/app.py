@@ -21,7 +21,7 @@ from maeve_api.ocpp.auth import Refusal, authenticate
 from maeve_api.ocpp.ca import CertificateAuthority
 from maeve_api.ocpp.connection import AsgiWebSocket, Closed
 from maeve_api.ocpp.delivery import Session, in_thread
-from maeve_api.ocpp.stations import _SILENT, Station16, Station201
+from maeve_api.ocpp.stations import SILENT, Station16, Station201
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, StorageError, open_storage
 
@@ -249,7 +249,7 @@ class OcppApp:
             await socket.close(1011, "store unavailable")
             return
         station_class = Station201 if version == "2.0.1" else Station16
-        station: Any = station_class(cs_id, socket, response_timeout=self.settings.ocpp_call_timeout, logger=_SILENT)
+        station: Any = station_class(cs_id, socket, response_timeout=self.settings.ocpp_call_timeout, logger=SILENT)
         session = Session(
             cs_id=cs_id,
             version=version,

@@ -158,7 +158,7 @@ class Session:
             update = {"attempts": attempts, "due_at": now + timedelta(seconds=delay), "detail": reason,
                       "updated_at": now}
         await in_thread(self.storage.ocpp.settle, self.cs_id, kind, key, item.get("revision"), update)
-        log.info("%s %s of %s: attempt %d failed: %s", kind, "item", self.cs_id, attempts, reason)
+        log.info("%s %r of %s: attempt %d failed: %s", kind, key, self.cs_id, attempts, reason)
 
     async def _call(self, payload: Any) -> Any:
         try:

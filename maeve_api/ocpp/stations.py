@@ -12,9 +12,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from ocpp.charge_point import ChargePoint
 from ocpp.exceptions import OCPPError
-from ocpp.messages import Call, CallError, MessageType, unpack
+from ocpp.messages import CallError, MessageType, unpack
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
@@ -34,10 +33,10 @@ log = logging.getLogger(__name__)
 
 #: The library logs every frame (our SetVariables included, station passwords and all) and echoes payloads
 #: in its error records: it gets a logger that records nothing.
-_SILENT = logging.getLogger("maeve_api.ocpp.library")
-_SILENT.addHandler(logging.NullHandler())
-_SILENT.propagate = False
-_SILENT.setLevel(logging.CRITICAL + 1)
+SILENT = logging.getLogger("maeve_api.ocpp.library")
+SILENT.addHandler(logging.NullHandler())
+SILENT.propagate = False
+SILENT.setLevel(logging.CRITICAL + 1)
 
 #: last_seen is written at most this often per station.
 TOUCH_SECONDS = 60.0
@@ -300,5 +299,3 @@ class Station16(_Station, ChargePoint16):
         if chain:
             await self._send_signed(call16.CertificateSigned(certificate_chain=chain))
 
-
-__all__ = ["Call", "ChargePoint", "Station16", "Station201"]
