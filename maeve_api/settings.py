@@ -43,6 +43,15 @@ class Settings:
     push_lease_seconds: float = 60.0
     push_backoff_seconds: float = 2.0
     push_backoff_max_seconds: float = 600.0
+    #: Where each listener binds; both default to ``host`` (MAEVE_HOST, kept for earlier configurations).
+    api_host: str = "127.0.0.1"
+    ocpi_host: str = "127.0.0.1"
+    #: Whether partner calls may go to loopback, private, link-local and other non-public addresses.
+    ocpi_allow_private_networks: bool = False
+    #: The longest a whole partner call may take; shorter than the push lease, so a push never outlives it.
+    ocpi_call_deadline_seconds: float = 30.0
+    #: How long a push that keeps failing (5xx, timeouts, network errors) is retried before it is given up.
+    push_give_up_seconds: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
         if not self.database_url.startswith(("sqlite:", "mongodb:", "mongodb+srv:")):
@@ -63,6 +72,8 @@ class Settings:
             raise SettingsError(
                 f"MAEVE_OCPI_TIME_ZONE must be an IANA time zone such as Europe/London, got {self.ocpi_time_zone!r}"
             ) from None
+        if not 0 < self.ocpi_call_deadline_seconds < self.push_lease_seconds:
+            raise SettingsError("the partner call deadline must be positive and shorter than the push lease")
 
     @property
     def redacted_database_url(self) -> str:
@@ -76,7 +87,9 @@ class Settings:
             f"max_body_bytes={self.max_body_bytes}, validate_responses={self.validate_responses}, "
             f"log_level={self.log_level!r}, ocpi_external_url={self.ocpi_external_url!r}, "
             f"ocpi_country_code={self.ocpi_country_code!r}, ocpi_party_id={self.ocpi_party_id!r}, "
-            f"ocpi_business_name={self.ocpi_business_name!r}, ocpi_time_zone={self.ocpi_time_zone!r})"
+            f"ocpi_business_name={self.ocpi_business_name!r}, ocpi_time_zone={self.ocpi_time_zone!r}, "
+            f"api_host={self.api_host!r}, ocpi_host={self.ocpi_host!r}, "
+            f"ocpi_allow_private_networks={self.ocpi_allow_private_networks})"
         )
 
     @classmethod
@@ -98,6 +111,11 @@ class Settings:
             ocpi_party_id=env.get("MAEVE_OCPI_PARTY_ID") or defaults.ocpi_party_id,
             ocpi_business_name=env.get("MAEVE_OCPI_BUSINESS_NAME") or defaults.ocpi_business_name,
             ocpi_time_zone=env.get("MAEVE_OCPI_TIME_ZONE") or defaults.ocpi_time_zone,
+            api_host=env.get("MAEVE_API_HOST") or env.get("MAEVE_HOST") or defaults.api_host,
+            ocpi_host=env.get("MAEVE_OCPI_HOST") or env.get("MAEVE_HOST") or defaults.ocpi_host,
+            ocpi_allow_private_networks=_bool(
+                env, "MAEVE_OCPI_ALLOW_PRIVATE_NETWORKS", defaults.ocpi_allow_private_networks
+            ),
         )
 
 

@@ -180,7 +180,7 @@ def register_with_partner(storage: Storage, settings: Settings, token_a: str, ve
     Raises PartnerFailed naming the failed step. On failure nothing is stored and the token we offered
     the partner no longer works.
     """
-    client = PartnerClient(settings.ocpi_connect_timeout, settings.ocpi_read_timeout)
+    client = PartnerClient.for_settings(settings)
     try:
         version, endpoints, encoding = _discover(client, versions_url, token_a)
         credentials_url = _credentials_url(endpoints)
@@ -254,7 +254,7 @@ def remove_registration(storage: Storage, caller: Mapping[str, Any]) -> None:
 
 
 def _fetch_party(settings: Settings, credentials: Mapping[str, Any], correlation_id: str | None) -> dict[str, Any]:
-    client = PartnerClient(settings.ocpi_connect_timeout, settings.ocpi_read_timeout)
+    client = PartnerClient.for_settings(settings)
     try:
         version, endpoints, encoding = _discover(client, credentials["url"], credentials["token"], correlation_id)
     finally:

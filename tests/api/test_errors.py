@@ -97,7 +97,7 @@ def test_the_spec_is_served(client):
     operation_ids = {
         op["operationId"] for item in spec["paths"].values() for op in item.values() if "operationId" in op
     }
-    assert len(operation_ids) == 13
+    assert {"lookupLocation", "listParties"} <= operation_ids
 
 
 def test_swagger_ui_is_served(client):
