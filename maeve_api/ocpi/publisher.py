@@ -30,7 +30,7 @@ from maeve_api.storage import Storage, StorageError
 log = logging.getLogger(__name__)
 
 STEP = "PUT location"
-#: Time kept between the end of a push's deadline and the end of its lease.
+#: Time kept between the end of a push's deadline and the end of its lease (at most a tenth of the lease).
 LEASE_MARGIN_SECONDS = 1.0
 
 
@@ -101,7 +101,8 @@ class Publisher:
             return
         # Fence: send only while this claim is still the latest revision and the lease outlasts the whole call,
         # so an older revision can never reach the partner after a newer one sent by another worker.
-        time_left = (entry["lease_until"] - self.clock()).total_seconds() - LEASE_MARGIN_SECONDS
+        margin = min(LEASE_MARGIN_SECONDS, self.settings.push_lease_seconds / 10)
+        time_left = (entry["lease_until"] - self.clock()).total_seconds() - margin
         current = self.storage.pushes.find(entry["id"])
         if current is None or current.get("lease") != lease or time_left <= 0:
             return  # no longer ours: whoever holds it now sends it
