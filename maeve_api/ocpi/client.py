@@ -118,16 +118,21 @@ class Target:
 def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Whether the address is anything but a public unicast address, looking through IPv6's IPv4 forms."""
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if address.teredo is not None:
-            embedded = address.teredo[1]
-        if embedded is None and address in ipaddress.IPv6Network("64:ff9b::/96"):  # NAT64 of an IPv4 address
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is None and address in ipaddress.IPv6Network("::/96"):  # IPv4-compatible, deprecated
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        # IPv4-mapped, IPv4-compatible (deprecated) and NAT64 addresses reach the IPv4 address they carry.
+        carried = address.ipv4_mapped
+        if carried is None and (address in _COMPATIBLE or address in _NAT64) and int(address) > 0xFFFF:
+            carried = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if carried is not None:
+            return _refused(carried)
+        # 6to4 and Teredo addresses embed an IPv4 address too; refuse them if it is not public.
+        embedded = address.sixtofour or (address.teredo[1] if address.teredo else None)
         if embedded is not None and _refused(embedded):
             return True
     return not address.is_global or address.is_multicast or address.is_reserved or address.is_unspecified
+
+
+_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 def check_url(url: str, allow_private: bool, step: str = "check the URL") -> Target:
