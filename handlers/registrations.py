@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from maeve_api.context import settings, storage
-from maeve_api.ocpi.client import check_operator_url
 from maeve_api.ocpi import parties
+from maeve_api.ocpi.client import check_operator_url
 from maeve_api.ocpi.registration import register_with_partner
 
 

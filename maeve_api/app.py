@@ -17,7 +17,6 @@ from connexion.middleware.response_validation import ResponseValidationMiddlewar
 from connexion.middleware.security import SecurityMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
-
 from starlette.requests import Request
 from starlette.responses import Response
 

@@ -414,7 +414,9 @@ def _data(step: str, answer: _Answer) -> Any:
     if not 200 <= answer.status < 300:
         raise PartnerAnswered(step, f"HTTP {answer.status}{code}", answer.status, status_code, said)
     if envelope is None:
-        raise PartnerAnswered(step, f"HTTP {answer.status} with a body that is not an OCPI envelope in JSON", answer.status)
+        raise PartnerAnswered(
+            step, f"HTTP {answer.status} with a body that is not an OCPI envelope in JSON", answer.status
+        )
     if status_code != SUCCESS:
         kind = f"OCPI status_code {status_code}" if status_code is not None else "no OCPI status_code"
         raise PartnerAnswered(step, f"HTTP {answer.status}, {kind}", answer.status, status_code, said)

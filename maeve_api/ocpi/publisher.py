@@ -149,9 +149,7 @@ class Publisher:
     def _identity(entry: dict[str, Any]) -> dict[str, Any]:
         return {"party": entry["party"], "location_id": entry["location_id"], "revision": entry["revision"]}
 
-    def _failed(
-        self, entry: dict[str, Any], lease: str, key: str, result: dict[str, Any], exc: PartnerFailed
-    ) -> None:
+    def _failed(self, entry: dict[str, Any], lease: str, key: str, result: dict[str, Any], exc: PartnerFailed) -> None:
         """Record a failed push; retry it later unless the partner refused it or it has failed for too long."""
         now = self.clock()
         previous = next((r for r in self.storage.pushes.results(entry["location_id"]) if r["party"] == key), None)

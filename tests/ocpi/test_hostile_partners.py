@@ -117,7 +117,9 @@ def _serve_both(settings: Settings):
     """Both listeners in one uvicorn process, as gunicorn runs them: one event loop, one thread pool."""
     api_socket, ocpi_socket = listening_socket(), listening_socket()
     api_port, ocpi_port = api_socket.getsockname()[1], ocpi_socket.getsockname()[1]
-    settings = replace(settings, api_port=api_port, ocpi_port=ocpi_port, ocpi_external_url=f"http://127.0.0.1:{ocpi_port}")
+    settings = replace(
+        settings, api_port=api_port, ocpi_port=ocpi_port, ocpi_external_url=f"http://127.0.0.1:{ocpi_port}"
+    )
     app = PortDispatch({api_port: create_app(settings), ocpi_port: create_ocpi_app(settings)})
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [api_socket, ocpi_socket]}, daemon=True)

@@ -276,7 +276,9 @@ def test_tokens_never_reach_the_log(client, caplog):
         assert secret not in caplog.text
 
 
-@pytest.mark.parametrize("path", ["/ready", "/metrics", "/ocpi/openapi.json", "/ocpi/ui/", "/api/v0/ui/", "/api/v0/openapi.json"])
+@pytest.mark.parametrize(
+    "path", ["/ready", "/metrics", "/ocpi/openapi.json", "/ocpi/ui/", "/api/v0/ui/", "/api/v0/openapi.json"]
+)
 def test_the_ocpi_listener_serves_no_deployment_details(client, path):
     """Partners reach OCPI and /health only: readiness, metrics and the documents stay on the internal listener."""
     response = client.get(f"http://testserver{path}")

@@ -177,7 +177,9 @@ def test_a_partner_url_on_loopback_is_never_pushed_to(make_storage, receiver, tm
     partner = receiver(lambda _request: Reply(200, body=ocpi_answer()))
     store = make_storage("sqlite")
     store.parties.put(_party(partner.url))
-    strict = replace(Settings(database_url=f"sqlite:///{tmp_path}/x.db"), **{**FAST, "ocpi_allow_private_networks": False})
+    strict = replace(
+        Settings(database_url=f"sqlite:///{tmp_path}/x.db"), **{**FAST, "ocpi_allow_private_networks": False}
+    )
     _publish(store, "version 1")
     Publisher(store, strict).deliver_due()
     assert partner.received == []

@@ -165,8 +165,13 @@ def test_a_date_window_pages_and_counts_in_the_store(storage):
         storage.locations.put(make_location(f"L{index:02}", T0 + timedelta(minutes=index % 6)))
     storage.locations.put(make_location("UNDATED", None))
     every = storage.locations.page(0, 100)
-    windows = [(None, None), (T0 + timedelta(minutes=2), None), (None, T0 + timedelta(minutes=3)),
-               (T0 + timedelta(minutes=1), T0 + timedelta(minutes=4)), (T0 + timedelta(hours=1), None)]
+    windows = [
+        (None, None),
+        (T0 + timedelta(minutes=2), None),
+        (None, T0 + timedelta(minutes=3)),
+        (T0 + timedelta(minutes=1), T0 + timedelta(minutes=4)),
+        (T0 + timedelta(hours=1), None),
+    ]
     for date_from, date_to in windows:
         expected = [
             location["id"]

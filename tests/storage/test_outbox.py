@@ -145,8 +145,12 @@ def test_push_results_are_kept_per_party_and_location(storage):
     }
     storage.pushes.record_result({**failed, "state": "retrying", "attempts": 1})
     storage.pushes.record_result(failed)
-    storage.pushes.record_result({"party": "DE*ABC", "location_id": "loc1", "revision": "r9", "state": "delivered", "at": T0})
-    storage.pushes.record_result({"party": "DE*ABC", "location_id": "loc2", "revision": "r2", "state": "delivered", "at": T0})
+    storage.pushes.record_result(
+        {"party": "DE*ABC", "location_id": "loc1", "revision": "r9", "state": "delivered", "at": T0}
+    )
+    storage.pushes.record_result(
+        {"party": "DE*ABC", "location_id": "loc2", "revision": "r2", "state": "delivered", "at": T0}
+    )
     assert storage.pushes.results("loc1") == [
         {"party": "DE*ABC", "location_id": "loc1", "revision": "r9", "state": "delivered", "at": T0},
         failed,

@@ -76,7 +76,8 @@ def _resolving(monkeypatch, answers: dict[str, list[str]], calls: list[str] | No
         if host not in answers:
             return real(host, port, *args, **kwargs)  # an address literal, as socket.create_connection passes
         return [
-            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answers[host]
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in answers[host]
         ]
 
     monkeypatch.setattr(client_module.socket, "getaddrinfo", getaddrinfo)
@@ -91,7 +92,13 @@ def test_a_host_with_any_private_address_is_refused(monkeypatch):
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://partner.example/", "file:///etc/passwd", "http:///nohost", "https://user:pw@partner.example/", "http://[::1"],
+    [
+        "ftp://partner.example/",
+        "file:///etc/passwd",
+        "http:///nohost",
+        "https://user:pw@partner.example/",
+        "http://[::1",
+    ],
 )
 def test_urls_we_never_call(monkeypatch, url):
     _resolving(monkeypatch, {"partner.example": ["93.184.215.14"]})

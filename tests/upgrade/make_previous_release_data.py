@@ -87,7 +87,9 @@ def write(storage) -> None:
     storage.pushes.enqueue("NL*EMS", "loc2", T0)
     entry = storage.pushes.claim(T0, T0 + timedelta(seconds=60), "lease-1")
     storage.pushes.retry(entry["id"], "lease-1", entry["revision"], T0 + timedelta(seconds=2), "PUT location: HTTP 503")
-    storage.parties.record_push("NL*EMS", {"location_id": "loc1", "at": T0, "ok": False, "error": "PUT location: HTTP 503"})
+    storage.parties.record_push(
+        "NL*EMS", {"location_id": "loc1", "at": T0, "ok": False, "error": "PUT location: HTTP 503"}
+    )
 
 
 def main(directory: Path) -> None:
