@@ -399,7 +399,8 @@ def _data(step: str, answer: _Answer) -> Any:
     message = envelope.get("status_message") if envelope else None
     said = shorten(message) if isinstance(message, str) else None
     code = f", OCPI status_code {status_code}" if status_code is not None else ""
-    if said or (envelope is None and answer.body):
+    succeeded = 200 <= answer.status < 300 and status_code == SUCCESS
+    if not succeeded and (said or (envelope is None and answer.body)):
         log.warning(
             "%s: the partner answered HTTP %d%s: %r",
             step,

@@ -105,3 +105,16 @@ def test_swagger_ui_is_served(client):
     response = client.get("/ui/")
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+
+
+def test_the_ocpi_document_is_served_here_and_offered_in_swagger_ui(client):
+    """The OCPI listener's document is served by the internal listener, its server our external OCPI URL, and
+    Swagger UI offers it beside ours."""
+    document = client.get("http://testserver/ocpi/openapi.json")
+    assert document.status_code == 200
+    assert document.json()["servers"] == [{"url": "http://localhost:9411/ocpi"}]
+    assert "postCredentials" in {
+        op.get("operationId") for item in document.json()["paths"].values() for op in item.values()
+    }
+    config = client.get("/ui/swagger-ui-config.json").json()
+    assert {"name": "OCPI 2.2.1 listener", "url": "/ocpi/openapi.json"} in config["urls"]
