@@ -189,3 +189,12 @@ def test_a_huge_answer_is_not_read_whole(make_instance, servers):
     assert_status(response, 502, "GET versions", "larger than")
     time.sleep(0.2)
     assert huge.sent_bytes < 16 * 1024 * 1024, huge.sent_bytes
+
+
+def test_the_versions_a_partner_offers_are_not_repeated(make_instance, servers):
+    """A partner offering no version we speak gets a 502 saying so, without the version names it sent."""
+    partner = servers(lambda _request: Reply(200, body=ocpi_answer([{"version": SECRET, "url": "https://x.example/"}])))
+    cpo = make_instance()
+    response = cpo.api.post("/register", json={"token": "token-a", "url": f"{partner.url}/ocpi/versions"})
+    assert_status(response, 502, "GET versions", "no version in common")
+    assert SECRET not in response.text

@@ -221,3 +221,20 @@ def test_the_operator_reads_back_locations_and_parties(make_instance, make_partn
         assert secret not in listed.text
         assert token_hash(secret) not in listed.text
     assert stored["inbound_token_hash"] not in listed.text
+
+
+def test_a_metrics_scrape_counts_the_outbox_in_the_store(make_storage, settings, monkeypatch):
+    """/metrics shows each party's waiting pushes from a count in the store, never by loading the outbox."""
+    from maeve_api.app import create_app
+
+    store = make_storage("sqlite")
+    for location_id in ("a", "b"):
+        store.pushes.enqueue(KEY, location_id, utc_now())
+
+    def loading_everything():
+        raise AssertionError("the scrape loaded the whole outbox")
+
+    monkeypatch.setattr(store.pushes, "all", loading_everything)
+    with create_app(settings, storage_factory=lambda: store).test_client() as client:
+        text = client.get("/metrics").text
+    assert sample(text, "maeve_ocpi_outbox_entries", party=KEY) == 2
