@@ -282,7 +282,6 @@ class PartnerClient:
         call's deadline. Raises PartnerUnauthorized for a 401, AddressRefused for a URL we do not call
         and PartnerFailed (PartnerAnswered when the partner answered) for anything else that is not a success.
         """
-        target = check_url(url, self.allow_private_networks, step)
         headers = {
             "Authorization": authorization(token, encoding),
             "Accept": "application/json",
@@ -302,6 +301,8 @@ class PartnerClient:
 
         def run() -> _Answer:
             try:
+                # Resolved here, so that a partner's slow name server is bounded like the rest of the call.
+                target = check_url(url, self.allow_private_networks, step)
                 return self._exchange(target, method, headers, payload, until, connection)
             finally:
                 _SLOTS.release()
@@ -323,7 +324,7 @@ class PartnerClient:
         except ssl.SSLError:
             raise PartnerFailed(step, "TLS failed (certificate or handshake)") from None
         except (OSError, http.client.HTTPException) as exc:
-            log.warning("%s %s to %s failed: %s", method, step, target.host, type(exc).__name__)
+            log.warning("%s (%s) failed: %s", step, method, type(exc).__name__)
             raise PartnerFailed(step, "cannot connect, or the connection failed") from None
         return _data(step, answer)
 
