@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from prometheus_client import generate_latest
 
+from maeve_api.app import create_app
 from maeve_api.ocpi.locations import publish_location
 from maeve_api.ocpi.publisher import Publisher
 from maeve_api.ocpi.registration import token_hash
@@ -225,8 +226,6 @@ def test_the_operator_reads_back_locations_and_parties(make_instance, make_partn
 
 def test_a_metrics_scrape_counts_the_outbox_in_the_store(make_storage, settings, monkeypatch):
     """/metrics shows each party's waiting pushes from a count in the store, never by loading the outbox."""
-    from maeve_api.app import create_app
-
     store = make_storage("sqlite")
     for location_id in ("a", "b"):
         store.pushes.enqueue(KEY, location_id, utc_now())

@@ -64,6 +64,7 @@ def test_non_public_addresses_are_refused(address):
 
 @pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
 def test_public_addresses_are_called(address):
+    """Public unicast addresses, IPv4 mapped into IPv6 included, are called."""
     assert not client_module._refused(ipaddress.ip_address(address))
 
 
@@ -101,6 +102,7 @@ def test_a_host_with_any_private_address_is_refused(monkeypatch):
     ],
 )
 def test_urls_we_never_call(monkeypatch, url):
+    """Other schemes, URLs without a host, with credentials, or unparsable are refused before any lookup."""
     _resolving(monkeypatch, {"partner.example": ["93.184.215.14"]})
     with pytest.raises(AddressRefused):
         check_url(url, allow_private=True)
