@@ -43,7 +43,8 @@ class Settings:
     push_lease_seconds: float = 60.0
     push_backoff_seconds: float = 2.0
     push_backoff_max_seconds: float = 600.0
-    #: Where each listener binds; both default to ``host`` (MAEVE_HOST, kept for earlier configurations).
+    #: Where each listener binds (MAEVE_API_HOST, MAEVE_OCPI_HOST); MAEVE_HOST, the earlier single setting, is the
+    #: default of both when set. ``host`` keeps what MAEVE_HOST said and binds nothing.
     api_host: str = "127.0.0.1"
     ocpi_host: str = "127.0.0.1"
     #: Whether partner calls may go to loopback, private, link-local and other non-public addresses.
