@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from importlib.resources import files
@@ -16,6 +17,8 @@ from connexion.middleware.response_validation import ResponseValidationMiddlewar
 from connexion.middleware.security import SecurityMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
+from starlette.requests import Request
+from starlette.responses import Response
 
 from maeve_api.asyncapp import App
 from maeve_api.hot_paths import HotPaths, hot_routes
@@ -116,7 +119,7 @@ def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATORS,
-        swagger_ui_options=SwaggerUIOptions(swagger_ui=True),
+        swagger_ui_options=SwaggerUIOptions(swagger_ui=True, swagger_ui_config={"urls": DOCUMENTS}),
     )
     app.add_middleware(RequestGuard, position=MiddlewarePosition.BEFORE_SWAGGER, max_body_bytes=settings.max_body_bytes)
     # Inside the guard and the error mapping, so that what it refuses or raises is answered as elsewhere.
@@ -135,4 +138,26 @@ def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None
     register_error_handlers(app, AllowedMethods(base_path, spec["paths"]))
     add_probes(app)
     add_metrics(app)
+    add_ocpi_document(app, settings)
     return app
+
+
+#: The documents Swagger UI (``/api/v0/ui/``) offers: ours, and the OCPI listener's, which partners are not shown.
+OCPI_DOCUMENT_PATH = "/ocpi/openapi.json"
+DOCUMENTS = [
+    {"name": "Internal API", "url": "/api/v0/openapi.json"},
+    {"name": "OCPI 2.2.1 listener", "url": OCPI_DOCUMENT_PATH},
+]
+
+
+def add_ocpi_document(app: App, settings: Settings) -> None:
+    """Serve the OCPI listener's document on this (internal) listener, its server being our external OCPI URL."""
+    spec = load_spec("ocpi.yaml")
+    base = spec["servers"][0]["url"]
+    spec["servers"] = [{"url": f"{settings.ocpi_external_url.rstrip('/')}{base}"}]
+    body = json.dumps(spec, ensure_ascii=False, default=str).encode()
+
+    async def ocpi_document(_request: Request) -> Response:
+        return Response(body, 200, media_type="application/json")
+
+    app.add_url_rule(OCPI_DOCUMENT_PATH, "ocpi_document", ocpi_document, methods=["GET"])

@@ -25,7 +25,7 @@ from maeve_api.settings import Settings  # noqa: E402
 _settings = Settings.from_env()
 
 # Both listeners in every worker; maeve_api.asgi sends each request to the app of its port.
-bind = [f"{_settings.host}:{_settings.api_port}", f"{_settings.host}:{_settings.ocpi_port}"]
+bind = [f"{_settings.api_host}:{_settings.api_port}", f"{_settings.ocpi_host}:{_settings.ocpi_port}"]
 # The OCPP endpoint in the same workers, on its own address (stations are outside the trusted network).
 bind.append(f"{_settings.ocpp_host}:{_settings.ocpp_port}")
 workers = _settings.workers

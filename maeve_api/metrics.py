@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-from collections import Counter as Tally
 from collections.abc import Iterator
 from time import perf_counter
 from typing import Any
@@ -56,6 +55,12 @@ PUSHES = Counter(
     "maeve_ocpi_pushes",
     "Location pushes to OCPI partners, by party and result (ok or failed).",
     ("party", "result"),
+)
+PUSH_FINAL_FAILURES = Counter(
+    "maeve_ocpi_push_final_failures",
+    "Location pushes given up, by party and reason: refused (the partner answered 4xx or OCPI 2xxx) "
+    "or expired (failing for longer than the retry period).",
+    ("party", "reason"),
 )
 
 
@@ -135,7 +140,7 @@ class _Outbox:
             "maeve_ocpi_outbox_entries", "Location pushes waiting to be delivered, by party.", labels=("party",)
         )
         try:
-            waiting = Tally(entry["party"] for entry in self.storage.pushes.all())
+            waiting = self.storage.pushes.waiting_by_party()
         except StorageError:
             return  # the store's own unavailability shows in /ready and the store metrics
         for party, count in sorted(waiting.items()):

@@ -35,7 +35,8 @@ async def ready(request: Request) -> Response:
     return _status(200)
 
 
-def add_probes(app: Any) -> None:
-    """Serve ``GET /health`` and ``GET /ready`` on a Connexion app."""
+def add_probes(app: Any, readiness: bool = True) -> None:
+    """Serve ``GET /health`` and, unless ``readiness`` is False, ``GET /ready`` on a Connexion app."""
     app.add_url_rule("/health", "health", health, methods=["GET"])
-    app.add_url_rule("/ready", "ready", ready, methods=["GET"])
+    if readiness:
+        app.add_url_rule("/ready", "ready", ready, methods=["GET"])

@@ -57,6 +57,16 @@ class Settings:
     ocpp_max_attempts: int = 3
     ocpp_retry_seconds: float = 5.0
     ocpp_poll_seconds: float = 0.15
+    #: Where each listener binds (MAEVE_API_HOST, MAEVE_OCPI_HOST); MAEVE_HOST, the earlier single setting, is the
+    #: default of both when set. ``host`` keeps what MAEVE_HOST said and binds nothing.
+    api_host: str = "127.0.0.1"
+    ocpi_host: str = "127.0.0.1"
+    #: Whether partner calls may go to loopback, private, link-local and other non-public addresses.
+    ocpi_allow_private_networks: bool = False
+    #: The longest a whole partner call may take; shorter than the push lease, so a push never outlives it.
+    ocpi_call_deadline_seconds: float = 30.0
+    #: How long a push that keeps failing (5xx, timeouts, network errors) is retried before it is given up.
+    push_give_up_seconds: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
         if not self.database_url.startswith(("sqlite:", "mongodb:", "mongodb+srv:")):
@@ -79,6 +89,8 @@ class Settings:
             ) from None
         if (self.ocpp_ca_cert is None) != (self.ocpp_ca_key is None):
             raise SettingsError("MAEVE_OCPP_CA_CERT and MAEVE_OCPP_CA_KEY must be set together")
+        if not 0 < self.ocpi_call_deadline_seconds < self.push_lease_seconds:
+            raise SettingsError("the partner call deadline must be positive and shorter than the push lease")
 
     @property
     def redacted_database_url(self) -> str:
@@ -92,7 +104,9 @@ class Settings:
             f"max_body_bytes={self.max_body_bytes}, validate_responses={self.validate_responses}, "
             f"log_level={self.log_level!r}, ocpi_external_url={self.ocpi_external_url!r}, "
             f"ocpi_country_code={self.ocpi_country_code!r}, ocpi_party_id={self.ocpi_party_id!r}, "
-            f"ocpi_business_name={self.ocpi_business_name!r}, ocpi_time_zone={self.ocpi_time_zone!r})"
+            f"ocpi_business_name={self.ocpi_business_name!r}, ocpi_time_zone={self.ocpi_time_zone!r}, "
+            f"api_host={self.api_host!r}, ocpi_host={self.ocpi_host!r}, "
+            f"ocpi_allow_private_networks={self.ocpi_allow_private_networks})"
         )
 
     @classmethod
@@ -125,6 +139,11 @@ class Settings:
             ocpp_call_timeout=_float(env, "MAEVE_OCPP_CALL_TIMEOUT", defaults.ocpp_call_timeout, 0.1, 300),
             ocpp_max_attempts=_int(env, "MAEVE_OCPP_MAX_ATTEMPTS", defaults.ocpp_max_attempts, 1, 100),
             ocpp_retry_seconds=_float(env, "MAEVE_OCPP_RETRY_SECONDS", defaults.ocpp_retry_seconds, 0.01, 3600),
+            api_host=env.get("MAEVE_API_HOST") or env.get("MAEVE_HOST") or defaults.api_host,
+            ocpi_host=env.get("MAEVE_OCPI_HOST") or env.get("MAEVE_HOST") or defaults.ocpi_host,
+            ocpi_allow_private_networks=_bool(
+                env, "MAEVE_OCPI_ALLOW_PRIVATE_NETWORKS", defaults.ocpi_allow_private_networks
+            ),
         )
 
 

@@ -149,6 +149,10 @@ class RegistrationRepository(ABC):
     def remove(self, token: str) -> None:
         """Delete the registration if present."""
 
+    @abstractmethod
+    def page(self, offset: int, limit: int) -> list[Document]:
+        """Up to ``limit`` registrations after skipping ``offset``, in the order of their key."""
+
 
 class LocationRepository(ABC):
     """Charging locations keyed by id; the document is stored and returned whole."""
@@ -171,6 +175,17 @@ class LocationRepository(ABC):
     @abstractmethod
     def page(self, offset: int, limit: int) -> list[Document]:
         """Up to ``limit`` locations after skipping ``offset``, ordered by last_updated then id."""
+
+    @abstractmethod
+    def updated_between(
+        self, offset: int, limit: int, date_from: datetime | None = None, date_to: datetime | None = None
+    ) -> list[Document]:
+        """As ``page``, of the locations whose last_updated is in [date_from, date_to) (a bound None is open;
+        with either bound, a location without last_updated is left out), as one indexed query."""
+
+    @abstractmethod
+    def count(self, date_from: datetime | None = None, date_to: datetime | None = None) -> int:
+        """How many locations ``updated_between`` would page through."""
 
 
 class PartyRepository(ABC):
@@ -257,7 +272,24 @@ class PushRepository(ABC):
 
     @abstractmethod
     def remove_party(self, party: str) -> None:
-        """Drop every entry of the party."""
+        """Drop every entry of the party, and its recorded results."""
+
+    @abstractmethod
+    def waiting_by_party(self) -> dict[str, int]:
+        """How many entries each party has in the outbox, counted by the store (parties with none left out)."""
+
+    @abstractmethod
+    def record_result(self, result: Mapping[str, Any]) -> None:
+        """Store the outcome of a push, replacing the one before for the same (party, location).
+
+        Result: ``{"party", "location_id", "revision", "state": "delivered" | "failed" | "retrying", "at",
+        "since"?, "attempts"?, "http_status"?, "status_code"?, "status_message"?, "error"?}``; ``at`` and
+        ``since`` (when the revision first failed) are UTC datetimes.
+        """
+
+    @abstractmethod
+    def results(self, location_id: str) -> list[Document]:
+        """The recorded outcome of the location's pushes, one per party, ordered by party."""
 
 
 class OcppRepository(ABC):

@@ -206,6 +206,7 @@ class MongoStorage(Storage):
             self.collection("ocpi_parties").create_index("inbound_token_hash", unique=True)
             self.collection("location_pushes").create_index("due_at")
             self.collection("location_pushes").create_index("party")
+            self.collection("location_push_results").create_index([("location_id", ASCENDING), ("party", ASCENDING)])
             self.collection("charge_station_runtime").create_index("changed_at")
             self._indexes_ready = True
 
@@ -398,6 +399,14 @@ class MongoRegistrationRepository(RegistrationRepository):
         with self._db.operation():
             self._registrations.delete_one({"_id": token})
 
+    def page(self, offset: int, limit: int) -> list[Document]:
+        docs.check_page(offset, limit)
+        if limit == 0:  # Mongo reads limit(0) as "no limit"
+            return []
+        with self._db.operation():
+            found = list(self._registrations.find().sort([("_id", ASCENDING)]).skip(offset).limit(limit))
+        return [{"token": stored["_id"], "status": stored.get("status")} for stored in found]
+
 
 class MongoLocationRepository(LocationRepository):
     """Locations in ``locations``: ``{_id: id, location: <the whole document>}``.
@@ -429,6 +438,35 @@ class MongoLocationRepository(LocationRepository):
         with self._db.operation():
             found = list(self._locations.find().sort(_LOCATION_ORDER).skip(offset).limit(limit))
         return [dict(stored["location"]) for stored in found]
+
+    def updated_between(
+        self, offset: int, limit: int, date_from: datetime | None = None, date_to: datetime | None = None
+    ) -> list[Document]:
+        docs.check_page(offset, limit)
+        if limit == 0:
+            return []
+        with self._db.operation():
+            found = list(
+                self._locations.find(_updated_between(date_from, date_to))
+                .sort(_LOCATION_ORDER)
+                .skip(offset)
+                .limit(limit)
+            )
+        return [dict(stored["location"]) for stored in found]
+
+    def count(self, date_from: datetime | None = None, date_to: datetime | None = None) -> int:
+        with self._db.operation():
+            return int(self._locations.count_documents(_updated_between(date_from, date_to)))
+
+
+def _updated_between(date_from: datetime | None, date_to: datetime | None) -> Document:
+    """The filter on ``location.last_updated`` (indexed) for a date window."""
+    bounds: Document = {}
+    if date_from is not None:
+        bounds["$gte"] = date_from
+    if date_to is not None:
+        bounds["$lt"] = date_to
+    return {"location.last_updated": bounds} if bounds else {}
 
 
 class MongoPartyRepository(PartyRepository):
@@ -505,6 +543,7 @@ class MongoPushRepository(PushRepository):
     def __init__(self, db: MongoStorage) -> None:
         self._db = db
         self._pushes = db.collection("location_pushes")
+        self._results = db.collection("location_push_results")
 
     def enqueue(self, party: str, location_id: str, now: datetime) -> None:
         update: Document = {
@@ -562,6 +601,48 @@ class MongoPushRepository(PushRepository):
     def remove_party(self, party: str) -> None:
         with self._db.operation():
             self._pushes.delete_many({"party": party})
+            self._results.delete_many({"party": party})
+
+    def waiting_by_party(self) -> dict[str, int]:
+        with self._db.operation():
+            groups = list(self._pushes.aggregate([{"$group": {"_id": "$party", "count": {"$sum": 1}}}]))
+        return {group["_id"]: int(group["count"]) for group in groups}
+
+    def record_result(self, result: Mapping[str, Any]) -> None:
+        document: Document = {k: result[k] for k in _RESULT_KEYS if result.get(k) is not None}
+        document["at"] = _millis(result["at"])
+        if "since" in document:
+            document["since"] = _millis(document["since"])
+        key = push_id(result["party"], result["location_id"])
+        with self._db.operation():
+            self._results.replace_one({"_id": key}, {"_id": key, **document}, upsert=True)
+
+    def results(self, location_id: str) -> list[Document]:
+        with self._db.operation():
+            found = list(self._results.find({"location_id": location_id}).sort([("party", ASCENDING)]))
+        results = []
+        for stored in found:
+            result = {k: v for k, v in stored.items() if k != "_id"}
+            result["at"] = DatetimeMS(result["at"]).as_datetime(_UTC_CODEC)
+            if "since" in result:
+                result["since"] = DatetimeMS(result["since"]).as_datetime(_UTC_CODEC)
+            results.append(result)
+        return results
+
+
+_RESULT_KEYS = (
+    "party",
+    "location_id",
+    "revision",
+    "state",
+    "at",
+    "since",
+    "attempts",
+    "http_status",
+    "status_code",
+    "status_message",
+    "error",
+)
 
 
 def _staged() -> Document:

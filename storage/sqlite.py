@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 URL_PREFIX = "sqlite:///"
 #: Bumped whenever SCHEMA changes; a database at this version is not touched at open. Every statement
 #: is idempotent, so an older database gets what it lacks and keeps its data (2 added the OCPI tables,
-#: 3 the OCPP runtime table and the delivery columns of staged items, see COLUMNS).
+#: 3 the OCPP runtime table, the delivery columns of staged items (see COLUMNS) and the push results).
 SCHEMA_VERSION = 3
 # Text keys use the default BINARY collation: UTF-8 byte order, which is code-point order.
 # Datetimes are INTEGER milliseconds since the epoch (UTC), exactly what BSON stores.
@@ -127,6 +127,22 @@ SCHEMA = (
         last_error TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS location_pushes_by_due_at ON location_pushes (due_at, id)",
+    "CREATE INDEX IF NOT EXISTS location_pushes_by_party ON location_pushes (party)",
+    """CREATE TABLE IF NOT EXISTS location_push_results (
+        id TEXT PRIMARY KEY NOT NULL,
+        party TEXT NOT NULL,
+        location_id TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        state TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        since INTEGER,
+        attempts INTEGER,
+        http_status INTEGER,
+        status_code INTEGER,
+        status_message TEXT,
+        error TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS location_push_results_by_location ON location_push_results (location_id, party)",
     """CREATE TABLE IF NOT EXISTS charge_station_runtime (
         cs_id TEXT PRIMARY KEY NOT NULL,
         seq INTEGER NOT NULL,
@@ -603,6 +619,13 @@ class SqliteRegistrationRepository(RegistrationRepository):
     def remove(self, token: str) -> None:
         self._db.execute("DELETE FROM registrations WHERE token = ?", (token,))
 
+    def page(self, offset: int, limit: int) -> list[Document]:
+        docs.check_page(offset, limit)
+        rows = self._db.fetch_all(
+            "SELECT token, status FROM registrations ORDER BY token LIMIT ? OFFSET ?", (limit, offset)
+        )
+        return [{"token": row[0], "status": row[1]} for row in rows]
+
 
 class SqliteLocationRepository(LocationRepository):
     """Locations in ``locations``: the whole document as MongoDB extended JSON, plus its sort keys."""
@@ -629,6 +652,34 @@ class SqliteLocationRepository(LocationRepository):
             "SELECT document FROM locations ORDER BY last_updated, id LIMIT ? OFFSET ?", (limit, offset)
         )
         return [_location(row[0]) for row in rows]
+
+    def updated_between(
+        self, offset: int, limit: int, date_from: datetime | None = None, date_to: datetime | None = None
+    ) -> list[Document]:
+        docs.check_page(offset, limit)
+        where, parameters = _updated_between(date_from, date_to)
+        rows = self._db.fetch_all(
+            f"SELECT document FROM locations{where} ORDER BY last_updated, id LIMIT ? OFFSET ?",
+            (*parameters, limit, offset),
+        )
+        return [_location(row[0]) for row in rows]
+
+    def count(self, date_from: datetime | None = None, date_to: datetime | None = None) -> int:
+        where, parameters = _updated_between(date_from, date_to)
+        row = self._db.fetch_one(f"SELECT COUNT(*) FROM locations{where}", parameters)
+        return int(row[0]) if row else 0
+
+
+def _updated_between(date_from: datetime | None, date_to: datetime | None) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (on the last_updated index) and its parameters for a date window."""
+    conditions, parameters = [], []
+    if date_from is not None:
+        conditions.append("last_updated >= ?")
+        parameters.append(_millis(date_from))
+    if date_to is not None:
+        conditions.append("last_updated < ?")
+        parameters.append(_millis(date_to))
+    return (f" WHERE {' AND '.join(conditions)}" if conditions else ""), tuple(parameters)
 
 
 def _location(text: str) -> Document:
@@ -765,7 +816,55 @@ class SqlitePushRepository(PushRepository):
         return [_push(row) for row in self._db.fetch_all(f"{_PUSH_SELECT} ORDER BY due_at, id", ())]
 
     def remove_party(self, party: str) -> None:
-        self._db.execute("DELETE FROM location_pushes WHERE party = ?", (party,))
+        with self._db.transaction() as connection:
+            connection.execute("DELETE FROM location_pushes WHERE party = ?", (party,))
+            connection.execute("DELETE FROM location_push_results WHERE party = ?", (party,))
+
+    def waiting_by_party(self) -> dict[str, int]:
+        rows = self._db.fetch_all("SELECT party, COUNT(*) FROM location_pushes GROUP BY party", ())
+        return {party: int(count) for party, count in rows}
+
+    def record_result(self, result: Mapping[str, Any]) -> None:
+        values = {column: result.get(column) for column in _RESULT_COLUMNS[1:]}
+        values["at"] = _millis(result["at"])
+        if result.get("since") is not None:
+            values["since"] = _millis(result["since"])
+        row = (push_id(result["party"], result["location_id"]), *values.values())
+        self._db.execute(
+            f"INSERT OR REPLACE INTO location_push_results ({', '.join(_RESULT_COLUMNS)})"
+            f" VALUES ({', '.join('?' * len(_RESULT_COLUMNS))})",
+            row,
+        )
+
+    def results(self, location_id: str) -> list[Document]:
+        rows = self._db.fetch_all(
+            f"SELECT {', '.join(_RESULT_COLUMNS[1:])} FROM location_push_results WHERE location_id = ? ORDER BY party",
+            (location_id,),
+        )
+        found = []
+        for row in rows:
+            result: Document = {c: v for c, v in zip(_RESULT_COLUMNS[1:], row, strict=True) if v is not None}
+            result["at"] = _datetime(result["at"])
+            if "since" in result:
+                result["since"] = _datetime(result["since"])
+            found.append(result)
+        return found
+
+
+_RESULT_COLUMNS = (
+    "id",
+    "party",
+    "location_id",
+    "revision",
+    "state",
+    "at",
+    "since",
+    "attempts",
+    "http_status",
+    "status_code",
+    "status_message",
+    "error",
+)
 
 
 def _bump(connection: sqlite3.Connection, cs_id: str, at: int) -> None:

@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
 from starlette.concurrency import run_in_threadpool
 
 from maeve_api.app import SPEC_DIR, SnakeCaseResolver, load_spec, operation_routes
 from maeve_api.asyncapp import App
-from maeve_api.metrics import InstrumentedStorage, add_metrics
+from maeve_api.metrics import InstrumentedStorage
 from maeve_api.middleware import RequestGuard
 from maeve_api.ocpi.middleware import CorrelationHeaders
 from maeve_api.ocpi.problems import register_ocpi_error_handlers
@@ -64,7 +65,8 @@ def create_ocpi_app(
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATORS,
-        swagger_ui_options=None,
+        # The document and its UI are served by the internal listener (maeve_api.app), not to partners.
+        swagger_ui_options=SwaggerUIOptions(serve_spec=False, swagger_ui=False),
     )
     app.add_middleware(RequestGuard, position=MiddlewarePosition.BEFORE_SWAGGER, max_body_bytes=settings.max_body_bytes)
     # Outside the error mapping, so that error responses carry the ids and are logged and counted too.
@@ -73,6 +75,6 @@ def create_ocpi_app(
         RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION, listener="ocpi", operations=operation_routes(spec)
     )
     register_ocpi_error_handlers(app, AllowedMethods(spec["servers"][0]["url"], spec["paths"]))
-    add_probes(app)
-    add_metrics(app)
+    # Partners get liveness only: readiness and metrics describe the deployment, for the internal listener.
+    add_probes(app, readiness=False)
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -14,11 +14,10 @@ from maeve_api.ocpi.errors import InvalidParameters, UnknownLocation
 from maeve_api.ocpi.registration import endpoint
 from maeve_api.schemas import utc_now
 from maeve_api.settings import Settings
-from maeve_api.storage import Storage
+from maeve_api.storage import Storage, push_id
 
 #: The most locations one page of the locations module holds (X-Limit).
 PAGE_LIMIT = 100
-_SCAN = 500
 
 
 def _wire(value: Any) -> Any:
@@ -59,16 +58,6 @@ def publish_location(storage: Storage, location: Mapping[str, Any]) -> None:
             storage.pushes.enqueue(party["key"], location["id"], now)
 
 
-def _every_location(storage: Storage) -> Iterator[dict[str, Any]]:
-    offset = 0
-    while True:
-        batch = storage.locations.page(offset, _SCAN)
-        yield from batch
-        if len(batch) < _SCAN:
-            return
-        offset += _SCAN
-
-
 def location_page(
     storage: Storage,
     settings: Settings,
@@ -77,15 +66,49 @@ def location_page(
     date_from: datetime | None = None,
     date_to: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of OCPI Locations updated in [date_from, date_to), oldest first, and how many match in all."""
-    matching = [
-        location
-        for location in _every_location(storage)
-        if (date_from is None or (location.get("last_updated") and location["last_updated"] >= date_from))
-        and (date_to is None or (location.get("last_updated") and location["last_updated"] < date_to))
-    ]
-    page = matching[offset : offset + min(limit, PAGE_LIMIT)]
-    return [ocpi_location(location, settings) for location in page], len(matching)
+    """One page of OCPI Locations updated in [date_from, date_to), oldest first, and how many match in all.
+
+    Both are indexed queries in the store.
+    """
+    page = storage.locations.updated_between(offset, min(limit, PAGE_LIMIT), date_from, date_to)
+    total = storage.locations.count(date_from, date_to)
+    return [ocpi_location(location, settings) for location in page], total
+
+
+def _publication(key: str, entry: Mapping[str, Any] | None, result: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One party's publication state: pending while in the outbox, else what the last push came to."""
+    answer = {
+        name: result[name]
+        for name in ("error", "http_status", "status_code", "status_message")
+        if result is not None and result.get(name) is not None
+    }
+    if entry is not None:
+        state: dict[str, Any] = {
+            "party": key,
+            "state": "pending",
+            "attempts": entry["attempts"],
+            "next_attempt_at": entry["due_at"],
+        }
+        if result is not None and result.get("state") == "retrying" and result.get("revision") == entry["revision"]:
+            state.update(answer)
+        return state
+    assert result is not None
+    if result["state"] == "delivered":
+        return {"party": key, "state": "delivered", "delivered_at": result["at"], "attempts": result.get("attempts", 1)}
+    return {"party": key, "state": "failed", "failed_at": result["at"], "attempts": result.get("attempts", 1), **answer}
+
+
+def location_state(storage: Storage, location_id: str) -> dict[str, Any]:
+    """The stored location and the state of its push to each party it was queued for; raises NotFound."""
+    location = storage.locations.get(location_id)
+    results = {result["party"]: result for result in storage.pushes.results(location_id)}
+    publications = []
+    for party in storage.parties.all():
+        key = party["key"]
+        entry = storage.pushes.find(push_id(key, location_id))
+        if entry is not None or key in results:
+            publications.append(_publication(key, entry, results.get(key)))
+    return _wire({"location": location, "publications": publications})
 
 
 def parse_datetime(value: str | None) -> datetime | None:

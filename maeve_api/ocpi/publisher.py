@@ -1,8 +1,11 @@
 """Delivery of queued location pushes, in a background thread of each worker.
 
 Workers share the outbox in the store: each entry is claimed atomically with a lease, so only one worker
-sends a given push at a time; a failed push is retried with an exponential back-off capped at
-``push_backoff_max_seconds``; a push still queued when a worker stops is sent after the next start.
+sends a given push at a time, and a push is sent only while its claim is the latest revision and its
+lease outlasts the call's deadline, so an older revision never arrives after a newer one. A push the
+partner refuses (4xx other than 408 and 429, or an OCPI 2xxx status) is given up for that revision; one
+that fails otherwise is retried with an exponential back-off capped at ``push_backoff_max_seconds`` for at
+most ``push_give_up_seconds``. A push still queued when a worker stops is sent after the next start.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from typing import Any
 from urllib.parse import quote
 
 from maeve_api.errors import PartnerFailed
-from maeve_api.metrics import PUSHES
-from maeve_api.ocpi.client import PartnerClient
+from maeve_api.metrics import PUSH_FINAL_FAILURES, PUSHES
+from maeve_api.ocpi.client import AddressRefused, PartnerAnswered, PartnerClient
 from maeve_api.ocpi.locations import ocpi_location
 from maeve_api.ocpi.registration import endpoint
 from maeve_api.schemas import utc_now
@@ -27,6 +30,8 @@ from maeve_api.storage import Storage, StorageError
 log = logging.getLogger(__name__)
 
 STEP = "PUT location"
+#: Time kept between the end of a push's deadline and the end of its lease (at most a tenth of the lease).
+LEASE_MARGIN_SECONDS = 1.0
 
 
 def backoff(settings: Settings, attempts: int) -> timedelta:
@@ -47,7 +52,7 @@ class Publisher:
     ) -> None:
         self.storage = storage
         self.settings = settings
-        self.client = client or PartnerClient(settings.ocpi_connect_timeout, settings.ocpi_read_timeout)
+        self.client = client or PartnerClient.for_settings(settings)
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -89,10 +94,23 @@ class Publisher:
 
     def _deliver(self, entry: dict[str, Any], lease: str) -> None:
         party = self.storage.parties.find(entry["party"])
-        location = self.storage.locations.find(entry["location_id"])
         receiver = endpoint(party, "locations", "RECEIVER") if party else None
-        if party is None or location is None or receiver is None:
+        if party is None or receiver is None:
             # Unregistered partner, or one that stopped receiving locations: nothing left to send.
+            self.storage.pushes.complete(entry["id"], lease, entry["revision"])
+            return
+        # Fence: send only while this claim is still the latest revision and the lease outlasts the whole call,
+        # so an older revision can never reach the partner after a newer one sent by another worker.
+        margin = min(LEASE_MARGIN_SECONDS, self.settings.push_lease_seconds / 10)
+        time_left = (entry["lease_until"] - self.clock()).total_seconds() - margin
+        current = self.storage.pushes.find(entry["id"])
+        if current is None or current.get("lease") != lease or time_left <= 0:
+            return  # no longer ours: whoever holds it now sends it
+        if current["revision"] != entry["revision"]:
+            self.storage.pushes.complete(entry["id"], lease, entry["revision"])  # releases it for the newer one
+            return
+        location = self.storage.locations.find(entry["location_id"])
+        if location is None:
             self.storage.pushes.complete(entry["id"], lease, entry["revision"])
             return
         settings = self.settings
@@ -115,15 +133,56 @@ class Publisher:
                 party["token_encoding"],
                 ocpi_location(location, settings),
                 routing,
+                deadline=min(settings.ocpi_call_deadline_seconds, time_left),
             )
         except PartnerFailed as exc:
-            # The result first, so that whoever sees the outbox change also sees why.
-            self.storage.parties.record_push(party["key"], {**result, "ok": False, "error": str(exc)})
-            due = self.clock() + backoff(settings, entry["attempts"])
-            self.storage.pushes.retry(entry["id"], lease, entry["revision"], due, str(exc))
-            PUSHES.labels(party["key"], "failed").inc()
-            log.warning("push of location %s to %s failed, retrying: %s", location["id"], party["key"], exc)
+            self._failed(entry, lease, party["key"], result, exc)
             return
+        self.storage.pushes.record_result(
+            {**self._identity(entry), "state": "delivered", "at": result["at"], "attempts": entry["attempts"] + 1}
+        )
         self.storage.parties.record_push(party["key"], {**result, "ok": True})
         self.storage.pushes.complete(entry["id"], lease, entry["revision"])
         PUSHES.labels(party["key"], "ok").inc()
+
+    @staticmethod
+    def _identity(entry: dict[str, Any]) -> dict[str, Any]:
+        return {"party": entry["party"], "location_id": entry["location_id"], "revision": entry["revision"]}
+
+    def _failed(self, entry: dict[str, Any], lease: str, key: str, result: dict[str, Any], exc: PartnerFailed) -> None:
+        """Record a failed push; retry it later unless the partner refused it or it has failed for too long."""
+        now = self.clock()
+        previous = next((r for r in self.storage.pushes.results(entry["location_id"]) if r["party"] == key), None)
+        since = now
+        if previous is not None and previous["state"] == "retrying" and previous["revision"] == entry["revision"]:
+            since = previous.get("since", now)
+        refused = isinstance(exc, AddressRefused) or (isinstance(exc, PartnerAnswered) and exc.final)
+        expired = now - since >= timedelta(seconds=self.settings.push_give_up_seconds)
+        final = refused or expired
+        detail: dict[str, Any] = {"error": str(exc)}
+        if isinstance(exc, PartnerAnswered):
+            detail.update(http_status=exc.http_status, status_code=exc.status_code, status_message=exc.status_message)
+        detail = {k: v for k, v in detail.items() if v is not None}
+        # The result first, so that whoever sees the outbox change also sees why.
+        self.storage.pushes.record_result(
+            {
+                **self._identity(entry),
+                "state": "failed" if final else "retrying",
+                "at": now,
+                "since": since,
+                "attempts": entry["attempts"] + 1,
+                **detail,
+            }
+        )
+        self.storage.parties.record_push(key, {**result, "ok": False, **detail})
+        PUSHES.labels(key, "failed").inc()
+        if final:
+            # Removed if still at this revision; a newer revision queued meanwhile is sent as usual.
+            self.storage.pushes.complete(entry["id"], lease, entry["revision"])
+            reason = "refused" if refused else "expired"
+            PUSH_FINAL_FAILURES.labels(key, reason).inc()
+            log.warning("push of location %s to %s given up (%s): %s", entry["location_id"], key, reason, exc)
+            return
+        due = now + backoff(self.settings, entry["attempts"])
+        self.storage.pushes.retry(entry["id"], lease, entry["revision"], due, str(exc))
+        log.warning("push of location %s to %s failed, retrying: %s", entry["location_id"], key, exc)

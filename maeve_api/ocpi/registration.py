@@ -8,16 +8,19 @@ except for the few seconds of our own POST, when it must be valid for the partne
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from maeve_api.errors import MissingEndpoints, PartnerFailed
-from maeve_api.ocpi.client import BASE64, RAW, PartnerClient, PartnerUnauthorized
+from maeve_api.ocpi.client import BASE64, RAW, PartnerClient, PartnerUnauthorized, shorten
 from maeve_api.ocpi.errors import RegistrationState
 from maeve_api.schemas import utc_now
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage
+
+log = logging.getLogger(__name__)
 
 #: The versions we serve, preferred first; 2.2 for partners that never moved to 2.2.1.
 VERSIONS = ("2.2.1", "2.2")
@@ -104,8 +107,9 @@ def _discover(
             offered[item["version"]] = item["url"]
     chosen = next((version for version in VERSIONS if version in offered), None)
     if chosen is None:
-        names = ", ".join(sorted(str(v) for v in offered)) or "none"
-        raise PartnerFailed(step, f"no version in common: the partner offers {names}, we speak 2.2.1 and 2.2")
+        # What the partner offers is its own text: logged, shortened, never repeated in our answer.
+        log.warning("%s: the partner offers versions %r", step, shorten(", ".join(sorted(offered))))
+        raise PartnerFailed(step, "no version in common: we speak 2.2.1 and 2.2")
     step = f"GET version {chosen} details"
     details = client.call(step, "GET", offered[chosen], token, encoding, correlation_id=correlation_id)
     endpoints = details.get("endpoints") if isinstance(details, dict) else None
@@ -180,7 +184,7 @@ def register_with_partner(storage: Storage, settings: Settings, token_a: str, ve
     Raises PartnerFailed naming the failed step. On failure nothing is stored and the token we offered
     the partner no longer works.
     """
-    client = PartnerClient(settings.ocpi_connect_timeout, settings.ocpi_read_timeout)
+    client = PartnerClient.for_settings(settings)
     try:
         version, endpoints, encoding = _discover(client, versions_url, token_a)
         credentials_url = _credentials_url(endpoints)
@@ -254,7 +258,7 @@ def remove_registration(storage: Storage, caller: Mapping[str, Any]) -> None:
 
 
 def _fetch_party(settings: Settings, credentials: Mapping[str, Any], correlation_id: str | None) -> dict[str, Any]:
-    client = PartnerClient(settings.ocpi_connect_timeout, settings.ocpi_read_timeout)
+    client = PartnerClient.for_settings(settings)
     try:
         version, endpoints, encoding = _discover(client, credentials["url"], credentials["token"], correlation_id)
     finally:

@@ -97,7 +97,7 @@ def test_the_spec_is_served(client):
     operation_ids = {
         op["operationId"] for item in spec["paths"].values() for op in item.values() if "operationId" in op
     }
-    assert len(operation_ids) == 15
+    assert {"lookupLocation", "listParties"} <= operation_ids
 
 
 def test_swagger_ui_is_served(client):
@@ -105,3 +105,16 @@ def test_swagger_ui_is_served(client):
     response = client.get("/ui/")
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+
+
+def test_the_ocpi_document_is_served_here_and_offered_in_swagger_ui(client):
+    """The OCPI listener's document is served by the internal listener, its server our external OCPI URL, and
+    Swagger UI offers it beside ours."""
+    document = client.get("http://testserver/ocpi/openapi.json")
+    assert document.status_code == 200
+    assert document.json()["servers"] == [{"url": "http://localhost:9411/ocpi"}]
+    paths = document.json()["paths"].values()
+    operations = {op.get("operationId") for item in paths for op in item.values() if isinstance(op, dict)}
+    assert "postCredentials" in operations
+    config = client.get("/ui/swagger-ui-config.json").json()
+    assert {"name": "OCPI 2.2.1 listener", "url": "/ocpi/openapi.json"} in config["urls"]

@@ -35,13 +35,25 @@ LOCATION = {
                 }
             ],
         },
-        {"uid": "cs001-2", "connectors": []},
+        {
+            "uid": "cs001-2",
+            "connectors": [
+                {
+                    "id": "1",
+                    "standard": "IEC_62196_T2_COMBO",
+                    "format": "CABLE",
+                    "power_type": "DC",
+                    "max_voltage": 920,
+                    "max_amperage": 200,
+                }
+            ],
+        },
     ],
 }
 
 
 def test_register_stores_the_whole_location(client, store: Storage):
-    """The location is stored under the path id with owner, EVSEs (even without connectors) as UNKNOWN."""
+    """The location is stored under the path id with owner, every EVSE UNKNOWN."""
     assert_empty(client.post("/location/loc1", json=LOCATION), 201)
     stored = store.locations.find("loc1")
     assert stored is not None
@@ -53,7 +65,7 @@ def test_register_stores_the_whole_location(client, store: Storage):
     assert first["last_updated"] == second["last_updated"] == first["connectors"][0]["last_updated"] == stamp
     assert first["evse_id"] == "GB*TWK*E001*1"
     assert first["connectors"][0]["max_voltage"] == 400
-    assert (second["uid"], second["connectors"]) == ("cs001-2", [])
+    assert (second["uid"], second["connectors"][0]["power_type"]) == ("cs001-2", "DC")
 
 
 @pytest.mark.parametrize("field", ["name", "postal_code", "parking_type", "evses"])
@@ -110,3 +122,50 @@ def test_location_id_is_at_most_36_characters(client):
     """The location id follows OCPI's 36-character limit."""
     assert_empty(client.post(f"/location/{'l' * 36}", json=LOCATION), 201)
     assert_status(client.post(f"/location/{'l' * 37}", json=LOCATION), 400, "locationId")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (["evses", 1, "connectors"], [], "connectors"),
+        (["coordinates", "latitude"], "-33.8688197", "latitude"),
+        (["coordinates", "longitude"], "-151.2092955", "longitude"),
+    ],
+)
+def test_what_a_strict_ocpi_peer_would_refuse_is_refused(client, store: Storage, path, value, field):
+    """An EVSE without connectors, a latitude over 10 and a longitude over 11 characters are 400s naming the
+    field, and nothing is stored: OCPI requires a connector and declares string(10) and string(11)."""
+    body = copy.deepcopy(LOCATION)
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    response = client.post("/location/loc1", json=body)
+    assert_status(response, 400)
+    assert field in response.json()["error"]
+    assert store.locations.find("loc1") is None
+
+
+def test_coordinates_at_ocpis_lengths_are_accepted(client, store: Storage):
+    """Ten characters of latitude and eleven of longitude are the most OCPI allows, and are stored."""
+    body = {**LOCATION, "coordinates": {"latitude": "-33.868819", "longitude": "-151.209295"}}
+    assert_empty(client.post("/location/loc1", json=body), 201)
+    assert store.locations.get("loc1")["coordinates"] == body["coordinates"]
+
+
+def test_a_location_reads_back_as_stored(client, store: Storage):
+    """lookupLocation answers the stored location, its id, stamps and EVSE statuses; no party, no publication."""
+    assert_empty(client.post("/location/loc1", json=LOCATION), 201)
+    response = client.get("/location/loc1")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["publications"] == []
+    location = body["location"]
+    assert (location["id"], location["name"], location["coordinates"]) == ("loc1", "Gridlink", LOCATION["coordinates"])
+    assert [evse["status"] for evse in location["evses"]] == ["UNKNOWN", "UNKNOWN"]
+    assert datetime.fromisoformat(location["last_updated"])
+
+
+def test_an_unknown_location_reads_back_as_404(client):
+    """lookupLocation of a location never registered is a 404 Status."""
+    assert_status(client.get("/location/nowhere"), 404)

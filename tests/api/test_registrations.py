@@ -23,10 +23,23 @@ def test_reposting_without_status_never_downgrades(client, store: Storage):
     assert store.registrations.find("t")["status"] == "PENDING"
 
 
-def test_registering_at_a_url_that_does_not_answer_is_a_502(client, store: Storage):
-    """With a url the handshake starts; a party that cannot be reached is a 502 naming the step, nothing stored."""
-    response = client.post("/register", json={"token": "t", "url": "http://127.0.0.1:9/ocpi/versions"})
-    assert_status(response, 502, "GET versions", "cannot connect")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/ocpi/versions",
+        "http://localhost:9410/api/v0/token/T1",
+        "http://10.1.2.3/ocpi/versions",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:9410/ocpi/versions",
+        "http://[::ffff:127.0.0.1]:9410/ocpi/versions",
+        "ftp://emsp.example.com/ocpi/versions",
+    ],
+)
+def test_registering_at_a_private_address_is_refused(client, store: Storage, url):
+    """By default the handshake never calls a loopback, private, link-local or mapped address, nor a non-http URL:
+    a 400 naming url and the rule, and nothing stored."""
+    response = client.post("/register", json={"token": "t", "url": url})
+    assert_status(response, 400, "url")
     assert store.registrations.find("t") is None
     assert store.parties.all() == []
 

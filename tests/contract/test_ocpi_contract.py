@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import schemathesis
 
+from maeve_api.app import load_spec
 from maeve_api.emaid import normalize_emaid
 from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.settings import Settings
@@ -55,7 +57,23 @@ def ocpi_schema(tmp_path_factory: pytest.TempPathFactory) -> Any:
         Settings(database_url=f"sqlite:///{database}", validate_responses=True, ocpi_connect_timeout=0.5),
         publish=False,
     )
-    return schemathesis.openapi.from_asgi("/ocpi/openapi.json", app)
+    return schemathesis.openapi.from_asgi("/ocpi/openapi.json", _with_document(app))
+
+
+def _with_document(app: Any) -> Any:
+    """The OCPI app, plus its document at /ocpi/openapi.json for schemathesis to load: the listener does not
+    serve it to partners (the internal listener does)."""
+    body = json.dumps(load_spec("ocpi.yaml")).encode()
+
+    async def served(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/ocpi/openapi.json":
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return served
 
 
 schema = schemathesis.pytest.from_fixture("ocpi_schema")

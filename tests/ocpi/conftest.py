@@ -26,6 +26,9 @@ FAST = {
     "ocpi_read_timeout": 0.8,
     "push_poll_seconds": 0.02,
     "push_lease_seconds": 5.0,
+    "ocpi_call_deadline_seconds": 3.0,
+    # The partners of the tests listen on loopback.
+    "ocpi_allow_private_networks": True,
     "push_backoff_seconds": 0.05,
     "push_backoff_max_seconds": 0.2,
     "validate_responses": True,

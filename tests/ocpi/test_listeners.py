@@ -31,7 +31,11 @@ def test_each_port_reaches_its_own_app(tmp_path):
             time.sleep(0.01)
         api, ocpi = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ocpi_port}"
         assert requests.get(f"{api}/ready", timeout=3).status_code == 200
-        assert requests.get(f"{ocpi}/ready", timeout=3).status_code == 200
+        assert requests.get(f"{ocpi}/health", timeout=3).status_code == 200
+        for path in ("/ready", "/metrics", "/ocpi/openapi.json"):
+            refused = requests.get(f"{ocpi}{path}", timeout=3)
+            assert refused.status_code in (401, 404) and "paths" not in refused.json(), path
+            assert requests.get(f"{api}{path}", timeout=3).status_code == 200, path
         assert requests.get(f"{api}/api/v0/token/T1", timeout=3).json()["status"] == "Not Found"
         versions = requests.get(f"{ocpi}/ocpi/versions", timeout=3)
         assert (versions.status_code, versions.json()["status_code"]) == (401, 2000)

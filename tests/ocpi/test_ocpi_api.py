@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 
 from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.ocpi.registration import token_hash
@@ -275,12 +276,20 @@ def test_tokens_never_reach_the_log(client, caplog):
         assert secret not in caplog.text
 
 
-def test_the_ocpi_listener_serves_probes_and_metrics(client):
-    """/health, /ready and /metrics answer on the OCPI listener too, and its requests count as listener ocpi."""
+@pytest.mark.parametrize(
+    "path", ["/ready", "/metrics", "/ocpi/openapi.json", "/ocpi/ui/", "/api/v0/ui/", "/api/v0/openapi.json"]
+)
+def test_the_ocpi_listener_serves_no_deployment_details(client, path):
+    """Partners reach OCPI and /health only: readiness, metrics and the documents stay on the internal listener."""
+    response = client.get(f"http://testserver{path}")
+    assert response.status_code in (401, 404)  # /ocpi/openapi.json reads as an unsupported version
+    assert response.json()["status_code"] == 2000 and "data" not in response.json()
+
+
+def test_the_ocpi_listener_serves_health_and_counts_its_requests(client):
+    """/health answers on the OCPI listener, and its requests are counted as listener ocpi (shown by the internal
+    listener's /metrics)."""
     client.get("/versions", headers=auth())
     assert client.get("http://testserver/health").json() == {"status": "OK"}
-    assert client.get("http://testserver/ready").json() == {"status": "OK"}
-    metrics = client.get("http://testserver/metrics")
-    assert metrics.status_code == 200
     labels = {"listener": "ocpi", "operation": "getVersions", "method": "GET", "status": "200"}
-    assert sample(metrics.text, "maeve_http_requests_total", **labels) >= 1
+    assert sample(generate_latest().decode(), "maeve_http_requests_total", **labels) >= 1

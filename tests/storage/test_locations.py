@@ -156,3 +156,34 @@ def test_page_rejects_negative_offset_or_limit(storage, offset, limit):
     """A negative offset or limit raises ValueError."""
     with pytest.raises(ValueError, match="must not be negative"):
         storage.locations.page(offset, limit)
+
+
+def test_a_date_window_pages_and_counts_in_the_store(storage):
+    """updated_between and count agree with filtering every location by [date_from, date_to), oldest first, and
+    leave out a location without last_updated when either bound is given."""
+    for index in range(12):
+        storage.locations.put(make_location(f"L{index:02}", T0 + timedelta(minutes=index % 6)))
+    storage.locations.put(make_location("UNDATED", None))
+    every = storage.locations.page(0, 100)
+    windows = [
+        (None, None),
+        (T0 + timedelta(minutes=2), None),
+        (None, T0 + timedelta(minutes=3)),
+        (T0 + timedelta(minutes=1), T0 + timedelta(minutes=4)),
+        (T0 + timedelta(hours=1), None),
+    ]
+    for date_from, date_to in windows:
+        expected = [
+            location["id"]
+            for location in every
+            if (date_from is None and date_to is None)
+            or (
+                location.get("last_updated") is not None
+                and (date_from is None or location["last_updated"] >= date_from)
+                and (date_to is None or location["last_updated"] < date_to)
+            )
+        ]
+        assert storage.locations.count(date_from, date_to) == len(expected)
+        got = [location["id"] for location in storage.locations.updated_between(1, 3, date_from, date_to)]
+        assert got == expected[1:4], (date_from, date_to)
+    assert storage.locations.updated_between(0, 0) == []

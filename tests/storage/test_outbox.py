@@ -115,3 +115,46 @@ def test_a_version_1_sqlite_database_gains_the_outbox_and_keeps_its_data(tmp_pat
         storage.close()
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA user_version").fetchone()[0] >= 2
+
+
+def test_waiting_entries_are_counted_per_party_by_the_store(storage):
+    """waiting_by_party counts each party's entries, leaving out parties with none."""
+    for location_id in ("a", "b", "c"):
+        storage.pushes.enqueue("NL*EMS", location_id, T0)
+    storage.pushes.enqueue("DE*ABC", "a", T0)
+    assert storage.pushes.waiting_by_party() == {"NL*EMS": 3, "DE*ABC": 1}
+    storage.pushes.remove_party("NL*EMS")
+    assert storage.pushes.waiting_by_party() == {"DE*ABC": 1}
+
+
+def test_push_results_are_kept_per_party_and_location(storage):
+    """record_result replaces the outcome of one (party, location); results lists a location's by party, and
+    removing a party drops its results."""
+    failed = {
+        "party": "NL*EMS",
+        "location_id": "loc1",
+        "revision": "r1",
+        "state": "failed",
+        "at": LATER,
+        "since": T0,
+        "attempts": 3,
+        "http_status": 422,
+        "status_code": 2001,
+        "status_message": "latitude: too long",
+        "error": "PUT location: HTTP 422, OCPI status_code 2001",
+    }
+    storage.pushes.record_result({**failed, "state": "retrying", "attempts": 1})
+    storage.pushes.record_result(failed)
+    storage.pushes.record_result(
+        {"party": "DE*ABC", "location_id": "loc1", "revision": "r9", "state": "delivered", "at": T0}
+    )
+    storage.pushes.record_result(
+        {"party": "DE*ABC", "location_id": "loc2", "revision": "r2", "state": "delivered", "at": T0}
+    )
+    assert storage.pushes.results("loc1") == [
+        {"party": "DE*ABC", "location_id": "loc1", "revision": "r9", "state": "delivered", "at": T0},
+        failed,
+    ]
+    storage.pushes.remove_party("DE*ABC")
+    assert storage.pushes.results("loc1") == [failed]
+    assert storage.pushes.results("loc2") == []

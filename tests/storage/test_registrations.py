@@ -75,3 +75,12 @@ def test_put_after_remove_starts_again_as_pending(storage):
     storage.registrations.remove("tok-1")
     storage.registrations.put("tok-1", None)
     assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": "PENDING"}
+
+
+def test_registrations_page_in_key_order(storage):
+    """page lists registrations with their status, in the order of their key, offset and limit applied."""
+    for token in ("t3", "t1", "t2"):
+        storage.registrations.put(token, "REGISTERED" if token == "t2" else None)
+    assert [r["status"] for r in storage.registrations.page(0, 10)] == ["PENDING", "REGISTERED", "PENDING"]
+    assert len(storage.registrations.page(1, 1)) == 1
+    assert storage.registrations.page(3, 10) == []

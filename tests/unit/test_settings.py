@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from maeve_api.settings import Settings, SettingsError
@@ -31,6 +35,8 @@ def test_values_are_read_and_typed():
     assert settings == Settings(
         database_url="mongodb://db:27017/maeve",
         host="0.0.0.0",
+        api_host="0.0.0.0",
+        ocpi_host="0.0.0.0",
         api_port=9500,
         ocpi_port=9501,
         workers=4,
@@ -137,3 +143,33 @@ def test_a_bad_ocpp_value_fails_fast_naming_the_variable(environment, name):
     """An unusable OCPP value raises SettingsError naming the variable."""
     with pytest.raises(SettingsError, match=name):
         Settings.from_env(environment)
+def test_each_listener_binds_its_own_host():
+    """MAEVE_API_HOST and MAEVE_OCPI_HOST bind the listeners apart; MAEVE_HOST, as before, is the default of both."""
+    assert (Settings.from_env({}).api_host, Settings.from_env({}).ocpi_host) == ("127.0.0.1", "127.0.0.1")
+    apart = Settings.from_env({"MAEVE_API_HOST": "10.0.0.5", "MAEVE_OCPI_HOST": "0.0.0.0"})
+    assert (apart.api_host, apart.ocpi_host) == ("10.0.0.5", "0.0.0.0")
+    legacy = Settings.from_env({"MAEVE_HOST": "10.0.0.5", "MAEVE_OCPI_HOST": "0.0.0.0"})
+    assert (legacy.api_host, legacy.ocpi_host) == ("10.0.0.5", "0.0.0.0")
+
+
+def test_gunicorn_binds_each_listener_to_its_host():
+    """gunicorn's bind list puts the internal API and OCPI on their own hosts."""
+    code = "from maeve_api import gunicorn_conf as c; print(c.bind)"
+    env = {**os.environ, "MAEVE_API_HOST": "127.0.0.2", "MAEVE_OCPI_HOST": "0.0.0.0", "MAEVE_OCPI_PORT": "9511"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert shown.strip() == "['127.0.0.2:9410', '0.0.0.0:9511', '127.0.0.1:9310']"
+
+
+def test_private_networks_are_refused_unless_allowed():
+    """Partner calls go only to public addresses unless MAEVE_OCPI_ALLOW_PRIVATE_NETWORKS is true."""
+    assert Settings.from_env({}).ocpi_allow_private_networks is False
+    assert Settings.from_env({"MAEVE_OCPI_ALLOW_PRIVATE_NETWORKS": "true"}).ocpi_allow_private_networks is True
+    with pytest.raises(SettingsError, match="MAEVE_OCPI_ALLOW_PRIVATE_NETWORKS"):
+        Settings.from_env({"MAEVE_OCPI_ALLOW_PRIVATE_NETWORKS": "sometimes"})
+
+
+def test_a_partner_call_must_end_before_its_push_lease():
+    """The call deadline must be shorter than the lease, or a push could outlive its claim."""
+    with pytest.raises(SettingsError, match="deadline"):
+        Settings(push_lease_seconds=10.0, ocpi_call_deadline_seconds=10.0)
