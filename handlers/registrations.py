@@ -5,12 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from maeve_api.context import settings, storage
-from maeve_api.ocpi.registration import register_with_partner
+from maeve_api.ocpi.registration import register_token
 
 
 def register_party(body: dict[str, Any]) -> tuple[None, int]:
-    if "url" in body:
-        register_with_partner(storage(), settings(), body["token"], body["url"])
-    else:
-        storage().registrations.put(body["token"], body.get("status"))
+    register_token(storage(), settings(), body)
     return None, 201

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import (
     CertificateRepository,
     ChargeStationRepository,
+    Conflict,
     LocationRepository,
     NotFound,
     PartyRepository,
@@ -14,12 +15,15 @@ from .base import (
     StorageError,
     StorageUnavailable,
     TokenRepository,
+    party_identity,
     push_id,
+    token_key,
 )
 
 __all__ = [
     "CertificateRepository",
     "ChargeStationRepository",
+    "Conflict",
     "LocationRepository",
     "NotFound",
     "PartyRepository",
@@ -30,7 +34,9 @@ __all__ = [
     "StorageUnavailable",
     "TokenRepository",
     "open_storage",
+    "party_identity",
     "push_id",
+    "token_key",
 ]
 
 

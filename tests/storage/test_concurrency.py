@@ -97,7 +97,7 @@ def test_concurrent_registrations_of_one_station_leave_one_auth_record(storage):
 def test_concurrent_first_registrations_of_one_token_store_it_once_as_pending(storage):
     """Eight threads storing the same new OCPI token without status leave one PENDING registration."""
     run_together(lambda i: storage.registrations.put("tok-1", None))
-    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": "PENDING"}
+    assert storage.registrations.find("tok-1") == {"token_hash": "tok-1", "status": "PENDING"}
 
 
 def test_concurrent_puts_of_one_location_leave_one_whole_document(storage):
