@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from maeve_api.ocpi.registration import token_hash
 from maeve_api.storage import Storage
 from tests.api.conftest import assert_empty, assert_status
 
@@ -11,23 +12,23 @@ from tests.api.conftest import assert_empty, assert_status
 def test_a_token_is_stored_pending_by_default(client, store: Storage):
     """Without status a new token A is PENDING."""
     assert_empty(client.post("/register", json={"token": "token-a"}), 201)
-    assert store.registrations.find("token-a") == {"token": "token-a", "status": "PENDING"}
+    assert store.registrations.find(token_hash("token-a")) == {"token_hash": token_hash("token-a"), "status": "PENDING"}
 
 
 def test_reposting_without_status_never_downgrades(client, store: Storage):
     """A REGISTERED token posted again without status stays REGISTERED; an explicit status applies."""
     client.post("/register", json={"token": "t", "status": "REGISTERED"})
     client.post("/register", json={"token": "t"})
-    assert store.registrations.find("t")["status"] == "REGISTERED"
+    assert store.registrations.find(token_hash("t"))["status"] == "REGISTERED"
     client.post("/register", json={"token": "t", "status": "PENDING"})
-    assert store.registrations.find("t")["status"] == "PENDING"
+    assert store.registrations.find(token_hash("t"))["status"] == "PENDING"
 
 
 def test_registering_at_a_url_that_does_not_answer_is_a_502(client, store: Storage):
     """With a url the handshake starts; a party that cannot be reached is a 502 naming the step, nothing stored."""
     response = client.post("/register", json={"token": "t", "url": "http://127.0.0.1:9/ocpi/versions"})
     assert_status(response, 502, "GET versions", "cannot connect")
-    assert store.registrations.find("t") is None
+    assert store.registrations.find(token_hash("t")) is None
     assert store.parties.all() == []
 
 

@@ -9,6 +9,7 @@ import schemathesis
 
 from maeve_api.emaid import normalize_emaid
 from maeve_api.ocpi.app import create_ocpi_app
+from maeve_api.ocpi.registration import token_hash
 from maeve_api.settings import Settings
 from maeve_api.storage.sqlite import SqliteStorage
 from tests.contract.generation import HYPOTHESIS
@@ -49,7 +50,7 @@ def map_case(context: Any, case: Any) -> Any:
 def ocpi_schema(tmp_path_factory: pytest.TempPathFactory) -> Any:
     database = tmp_path_factory.mktemp("ocpi-contract") / "contract.db"
     store = SqliteStorage(database)
-    store.registrations.put(TOKEN, "REGISTERED")
+    store.registrations.put(token_hash(TOKEN), "REGISTERED", ("NL", "EMS"))
     store.close()
     app = create_ocpi_app(
         Settings(database_url=f"sqlite:///{database}", validate_responses=True, ocpi_connect_timeout=0.5),
