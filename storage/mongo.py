@@ -634,17 +634,22 @@ def _upgrade(db: MongoStorage) -> None:
     if found is not None and found.get("version", 0) >= SCHEMA_VERSION:
         return
     tokens = db.collection("tokens")
-    for stored in list(tokens.find()):
+    # Of uids that differ only in case, the latest update wins, then the greatest uid, as on SQLite.
+    for uid in sorted(stored["_id"] for stored in tokens.find({}, {"_id": 1})):
+        stored = tokens.find_one({"_id": uid})
+        if stored is None:
+            continue
         token = _token(stored)
-        key = token_key(token["uid"])
         token.setdefault("emaid", token.get("contract_id"))
-        if key == stored["_id"]:
-            tokens.update_one({"_id": key}, {"$set": {"uid": token["uid"], "emaid": token["emaid"]}})
+        key = token_key(token["uid"])
+        if key == uid:
+            if "uid" not in stored or "emaid" not in stored:
+                tokens.update_one({"_id": key}, {"$set": {"uid": token["uid"], "emaid": token["emaid"]}})
             continue
         current = tokens.find_one({"_id": key})
-        if current is None or current["last_updated"] <= token["last_updated"]:
+        if current is None or (current["last_updated"], current.get("uid", key)) <= (token["last_updated"], uid):
             tokens.replace_one({"_id": key}, {"_id": key, **docs.token_document(token)}, upsert=True)
-        tokens.delete_one({"_id": stored["_id"]})
+        tokens.delete_one({"_id": uid})
     registrations = db.collection("ocpi_registrations")
     for stored in list(db.collection("registrations").find()):
         registrations.update_one(

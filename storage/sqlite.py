@@ -374,7 +374,7 @@ class SqliteStorage(Storage):
                     legacy_tokens = _set_aside_legacy_tokens(transaction)
                     for statement in SCHEMA:
                         transaction.execute(statement)
-                    scrub = _upgrade(transaction, legacy_tokens) if version else False
+                    scrub = _upgrade(transaction, legacy_tokens)
                     transaction.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 if scrub:
                     # Clear-text tokens of the older release must not linger in free pages or the WAL.
