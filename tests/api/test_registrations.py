@@ -41,8 +41,24 @@ def test_registering_at_a_url_that_does_not_answer_is_a_502(client, store: Stora
         {"token": "has space"},
         {"token": "t", "status": "registered"},
         {"token": "t", "url": "not a uri"},
+        {"token": "t", "country_code": "NL"},
+        {"token": "t", "party_id": "EMS"},
+        {"token": "t", "country_code": "NLD", "party_id": "EMS"},
+        {"token": "t", "country_code": "gb", "party_id": "twk"},
     ],
 )
 def test_bad_registrations_are_refused(client, body):
     """Missing, empty, overlong or non-printable tokens, unknown statuses and bad URLs are 400."""
     assert_status(client.post("/register", json=body), 400)
+
+
+def test_a_token_may_be_registered_for_one_party_identity(client, store: Storage):
+    """With country_code and party_id the registration keeps the identity the token may register as."""
+    body = {"token": "t", "status": "REGISTERED", "country_code": "NL", "party_id": "EMS"}
+    assert_empty(client.post("/register", json=body), 201)
+    assert store.registrations.find(token_hash("t")) == {
+        "token_hash": token_hash("t"),
+        "status": "REGISTERED",
+        "country_code": "NL",
+        "party_id": "EMS",
+    }

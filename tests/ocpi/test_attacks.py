@@ -121,6 +121,18 @@ def test_claims_of_another_partys_or_our_identity_are_refused(make_instance, mak
     assert requests.get(cpo.versions_url, headers=_auth("attacker-a"), timeout=5).status_code == 200
 
 
+@pytest.mark.parametrize(("country_code", "party_id"), [("GB", "CPO"), ("NL", "EMS")], ids=["ours", "another-partys"])
+def test_a_partner_we_register_with_cannot_claim_a_taken_identity(make_instance, make_partner, country_code, party_id):
+    """registerParty with a url whose partner answers with our identity or another party's is 409, nothing stored."""
+    cpo = make_instance(**INSTANCE)
+    _register(cpo, make_partner())
+    partner = make_partner(country_code=country_code, party_id=party_id)
+    response = cpo.api.post("/register", json={"token": partner.token_a, "url": partner.versions_url})
+    assert response.status_code == 409
+    assert f"{country_code}/{party_id}" in response.json()["error"]
+    assert [party["key"] for party in cpo.store.parties.all()] == ["NL*EMS"]
+
+
 def test_the_uid_case_does_not_bypass_token_ownership(make_instance, make_partner):
     """A PUT under the caller's party with the uid in another case cannot overwrite another party's token."""
     cpo = make_instance(**INSTANCE)
