@@ -196,7 +196,11 @@ class RegistrationRepository(ABC):
 
 
 class LocationRepository(ABC):
-    """Charging locations keyed by id; the document is stored and returned whole."""
+    """Charging locations keyed by id; the document is stored and returned whole, as data.
+
+    Its timestamps are datetimes at ``last_updated`` of the location, of each EVSE and of each connector;
+    every other value is plain JSON (a datetime elsewhere raises TypeError).
+    """
 
     @abstractmethod
     def put(self, location: Mapping[str, Any]) -> None:

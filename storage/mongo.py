@@ -468,6 +468,8 @@ class MongoLocationRepository(LocationRepository):
 
     def put(self, location: Mapping[str, Any]) -> None:
         docs.location_last_updated(location)
+        # Refuses what SQLite refuses (a datetime anywhere but at LOCATION_TIMES), so both engines agree.
+        docs.dump_document(location, docs.LOCATION_TIMES)
         location_id = location["id"]
         with self._db.operation():
             self._locations.replace_one(

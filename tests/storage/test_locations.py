@@ -77,6 +77,13 @@ def test_the_location_evse_and_connector_timestamps_come_back_utc(storage):
     assert found["evses"][0]["last_updated"] == datetime(2024, 3, 1, 12, 0, 0, 1000, tzinfo=UTC)
 
 
+def test_a_datetime_outside_the_timestamps_is_refused(storage):
+    """A datetime anywhere but at a last_updated raises TypeError on every engine, and nothing is stored."""
+    with pytest.raises(TypeError):
+        storage.locations.put(make_location(opening_times={"exceptional": [T0]}))
+    assert storage.locations.find("LOC1") is None
+
+
 @pytest.mark.parametrize("marker", [{"$date": "x"}, {"$oid": "0123456789ab0123456789ab"}, {"$numberLong": "1"}])
 def test_extended_json_keys_in_a_location_stay_data(storage, marker):
     """A key that extended JSON would decode is stored and returned as plain data."""
