@@ -6,16 +6,11 @@ from typing import Any
 
 from maeve_api.context import settings, storage
 from maeve_api.ocpi import parties
-from maeve_api.ocpi.client import check_operator_url
-from maeve_api.ocpi.registration import register_with_partner
+from maeve_api.ocpi.registration import register_token
 
 
 def register_party(body: dict[str, Any]) -> tuple[None, int]:
-    if "url" in body:
-        check_operator_url(body["url"], settings().ocpi_allow_private_networks)
-        register_with_partner(storage(), settings(), body["token"], body["url"])
-    else:
-        storage().registrations.put(body["token"], body.get("status"))
+    register_token(storage(), settings(), body)
     return None, 201
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, post_load, pre_load
+from marshmallow import EXCLUDE, Schema, fields, post_load, pre_dump, pre_load
 
 from maeve_api.emaid import normalize_emaid
 
@@ -55,8 +55,14 @@ class TokenSchema(_WireSchema):
     @post_load
     def _canonical(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         data["contract_id"] = normalize_emaid(data["contract_id"])
+        data["emaid"] = data["contract_id"]
         data["last_updated"] = utc_now()
         return data
+
+    @pre_dump
+    def _emaid(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        # A partner's token keeps its contract id as sent; this API shows its canonical eMAID when it is one.
+        return {**data, "contract_id": data["emaid"]} if data.get("emaid") else data
 
 
 class _ConnectorSchema(_WireSchema):

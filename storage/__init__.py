@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import (
     CertificateRepository,
     ChargeStationRepository,
+    Conflict,
     LocationRepository,
     NotFound,
     OcppRepository,
@@ -15,12 +16,15 @@ from .base import (
     StorageError,
     StorageUnavailable,
     TokenRepository,
+    party_identity,
     push_id,
+    token_key,
 )
 
 __all__ = [
     "CertificateRepository",
     "ChargeStationRepository",
+    "Conflict",
     "LocationRepository",
     "NotFound",
     "OcppRepository",
@@ -32,7 +36,9 @@ __all__ = [
     "StorageUnavailable",
     "TokenRepository",
     "open_storage",
+    "party_identity",
     "push_id",
+    "token_key",
 ]
 
 

@@ -32,6 +32,20 @@ class StorageUnavailable(StorageError):
     """The store did not answer in time or refused the operation for reasons not of the caller's making."""
 
 
+class Conflict(StorageError):
+    """A conditional write found the record held by someone else or in another state; nothing was written.
+
+    ``kind`` is the kind of record (``token``, ``party identity``), ``key`` the key asked for and ``reason``
+    what the stored record holds instead.
+    """
+
+    def __init__(self, kind: str, key: str, reason: str) -> None:
+        super().__init__(f"{kind} {key!r} {reason}")
+        self.kind = kind
+        self.key = key
+        self.reason = reason
+
+
 class ChargeStationRepository(ABC):
     """Charge stations: auth record, settings, certificates to install and trigger message.
 
@@ -78,15 +92,34 @@ class ChargeStationRepository(ABC):
 
 
 class TokenRepository(ABC):
-    """Authorization tokens keyed by uid.
+    """Authorization tokens keyed by uid, compared case-insensitively (OCPI's CiString): ``token_key(uid)``.
 
-    Document: ``{"uid", "country_code", "party_id", "type", "contract_id", "issuer",
-    "valid", "cache_mode", "last_updated", "visual_number"?, "group_id"?, "language_code"?}``.
+    Document: ``{"uid", "country_code", "party_id", "type", "contract_id", "issuer", "valid", "cache_mode",
+    "last_updated", "visual_number"?, "group_id"?, "language_code"?, "emaid"?, "energy_contract"?,
+    "default_profile_type"?}``. ``uid`` is kept as last written; ``emaid`` is the normalised eMAID of
+    ``contract_id`` when it is one (lookups by contract id use it); ``energy_contract`` is
+    ``{"supplier_name", "contract_id"?}``.
     """
 
     @abstractmethod
     def put(self, token: Mapping[str, Any]) -> None:
-        """Create or replace the whole token under token["uid"]."""
+        """Create or replace the whole token under the canonical key of token["uid"]."""
+
+    @abstractmethod
+    def put_owned(self, token: Mapping[str, Any]) -> bool:
+        """Create the token, or replace it if the stored one has the same country_code, party_id (both compared
+        case-insensitively) and type, in one atomic operation; returns whether it was created.
+
+        Raises Conflict (nothing written) when the stored token belongs to another party or has another type.
+        """
+
+    @abstractmethod
+    def patch(self, uid: str, owner: tuple[str, str], token_type: str, changes: Mapping[str, Any]) -> Document:
+        """Atomically set the ``changes`` (document keys; None removes an optional key) on the token of ``uid``
+        owned by ``owner`` (country_code, party_id, case-insensitive) with ``token_type``; returns the result.
+
+        Raises NotFound when there is no such token of that owner and type.
+        """
 
     @abstractmethod
     def find(self, uid: str) -> Document | None:
@@ -100,12 +133,12 @@ class TokenRepository(ABC):
         return token
 
     @abstractmethod
-    def page(self, offset: int, limit: int) -> list[Document]:
-        """Up to ``limit`` tokens after skipping ``offset``, ordered by uid (code-point order)."""
+    def find_by_contract_id(self, emaid: str) -> Document | None:
+        """A token whose contract id is the normalised eMAID ``emaid`` (indexed), or None."""
 
     @abstractmethod
-    def find_by_contract_id(self, emaid: str) -> Document | None:
-        """The token whose contract_id is ``emaid`` (a normalised eMAID), the lowest uid if several; or None."""
+    def page(self, offset: int, limit: int) -> list[Document]:
+        """Up to ``limit`` tokens after skipping ``offset``, ordered by canonical key (code-point order)."""
 
 
 class CertificateRepository(ABC):
@@ -132,21 +165,33 @@ class CertificateRepository(ABC):
 
 
 class RegistrationRepository(ABC):
-    """OCPI credentials tokens we accept inbound. Document: ``{"token", "status"}``."""
+    """OCPI credentials tokens we accept inbound, stored only as their SHA-256 (hex) ``token_hash``.
+
+    Document: ``{"token_hash", "status", "country_code"?, "party_id"?, "expires_at"?}``; a registration
+    whose ``expires_at`` has passed is never found.
+    """
 
     @abstractmethod
-    def put(self, token: str, status: str | None) -> None:
-        """Store the token with ``status`` (PENDING or REGISTERED).
+    def put(
+        self,
+        token_hash: str,
+        status: str | None,
+        identity: tuple[str, str] | None = None,
+        expires_at: datetime | None = None,
+    ) -> None:
+        """Store the token's hash with ``status`` (PENDING or REGISTERED), the party ``identity`` it may
+        register as and when it expires.
 
-        With ``status`` None a new token is stored as PENDING and an existing one keeps its status.
+        With ``status`` None a new token is stored as PENDING and an existing one keeps its status; an
+        ``identity`` or ``expires_at`` that is None leaves the stored one.
         """
 
     @abstractmethod
-    def find(self, token: str) -> Document | None:
-        """The registration, or None."""
+    def find(self, token_hash: str) -> Document | None:
+        """The registration, or None (also once it has expired)."""
 
     @abstractmethod
-    def remove(self, token: str) -> None:
+    def remove(self, token_hash: str) -> None:
         """Delete the registration if present."""
 
     @abstractmethod
@@ -155,7 +200,11 @@ class RegistrationRepository(ABC):
 
 
 class LocationRepository(ABC):
-    """Charging locations keyed by id; the document is stored and returned whole."""
+    """Charging locations keyed by id; the document is stored and returned whole, as data.
+
+    Its timestamps are datetimes at ``last_updated`` of the location, of each EVSE and of each connector;
+    every other value is plain JSON (a datetime elsewhere raises TypeError).
+    """
 
     @abstractmethod
     def put(self, location: Mapping[str, Any]) -> None:
@@ -189,17 +238,31 @@ class LocationRepository(ABC):
 
 
 class PartyRepository(ABC):
-    """OCPI partners we completed a credentials handshake with, keyed by ``key`` (``CC*PID`` of the first role).
+    """OCPI partners we completed a credentials handshake with, keyed by ``key`` (``CC*PID`` of its first role
+    when it registered).
 
     Document: ``{"key", "roles": [{"role", "country_code", "party_id", "business_details"}], "version",
     "versions_url", "endpoints": [{"identifier", "role", "url"}], "outbound_token", "token_encoding",
-    "inbound_token", "inbound_token_hash", "registered_at", "last_push"?}``. ``outbound_token`` is the
-    token we call the partner with; ``inbound_token`` the one it calls us with, found by its hash.
+    "inbound_token_hash", "registered_at", "last_push"?}``. ``outbound_token`` is the token we call the
+    partner with; the one it calls us with is kept only as its SHA-256, ``inbound_token_hash``.
+
+    Each identity (``party_identity(country_code, party_id)``) of a party's roles is held by that party
+    alone; every write that would give one to a second party raises Conflict and writes nothing. The
+    document is stored as data: whatever keys it holds, it comes back as it was given.
     """
 
     @abstractmethod
-    def put(self, party: Mapping[str, Any]) -> None:
-        """Create or replace the whole party under party["key"] (``inbound_token_hash`` is unique to one party)."""
+    def create(self, party: Mapping[str, Any]) -> None:
+        """Store a new party; raises Conflict if the key or an identity of its roles is held already."""
+
+    @abstractmethod
+    def update(self, key: str, inbound_token_hash: str, party: Mapping[str, Any]) -> None:
+        """Replace the party stored under ``key`` with ``party`` if it still has ``inbound_token_hash``
+        (compare-and-swap); identities it no longer lists are released, new ones taken.
+
+        Raises NotFound if the party is gone or changed meanwhile, Conflict if a new identity is held by
+        another party.
+        """
 
     @abstractmethod
     def find(self, key: str) -> Document | None:
@@ -217,12 +280,16 @@ class PartyRepository(ABC):
         """The party that calls us with the token of this hash, or None."""
 
     @abstractmethod
+    def find_by_identity(self, country_code: str, party_id: str) -> Document | None:
+        """The party holding the identity (compared case-insensitively), or None."""
+
+    @abstractmethod
     def all(self) -> list[Document]:
         """Every party, ordered by key."""
 
     @abstractmethod
     def remove(self, key: str) -> None:
-        """Delete the party if present."""
+        """Delete the party if present, releasing its identities."""
 
     @abstractmethod
     def record_push(self, key: str, result: Mapping[str, Any]) -> None:
@@ -356,6 +423,16 @@ class OcppRepository(ABC):
     def stations(self, offset: int, limit: int) -> list[Document]:
         """A page of registered stations ordered by cs_id: ``{"cs_id", "connected", "ocpp_version"?, "last_seen"?,
         "pending"}``, ``pending`` counting the settings, certificates and trigger still Pending."""
+
+
+def token_key(uid: str) -> str:
+    """The canonical key of a token uid: OCPI's CiString compares printable ASCII case-insensitively."""
+    return uid.upper()
+
+
+def party_identity(country_code: str, party_id: str) -> str:
+    """The canonical ``CC*PID`` of a party identity (both compared case-insensitively)."""
+    return f"{country_code.upper()}*{party_id.upper()}"
 
 
 def push_id(party: str, location_id: str) -> str:

@@ -19,6 +19,7 @@ from pymongo.collection import Collection
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
+    DuplicateKeyError,
     ExecutionTimeout,
     OperationFailure,
     PyMongoError,
@@ -29,6 +30,7 @@ from . import _documents as docs
 from .base import (
     CertificateRepository,
     ChargeStationRepository,
+    Conflict,
     Document,
     LocationRepository,
     NotFound,
@@ -39,7 +41,9 @@ from .base import (
     Storage,
     StorageUnavailable,
     TokenRepository,
+    party_identity,
     push_id,
+    token_key,
 )
 
 __all__ = [
@@ -208,6 +212,9 @@ class MongoStorage(Storage):
             self.collection("location_pushes").create_index("party")
             self.collection("location_push_results").create_index([("location_id", ASCENDING), ("party", ASCENDING)])
             self.collection("charge_station_runtime").create_index("changed_at")
+            self.collection("tokens").create_index("emaid")
+            self.collection("ocpi_party_identities").create_index("party")
+            _upgrade(self)
             self._indexes_ready = True
 
 
@@ -311,29 +318,78 @@ class MongoChargeStationRepository(ChargeStationRepository):
         return docs.trigger_document(stored["trigger"])
 
 
+#: Conditional writes are compare-and-swap on a ``revision`` the store sets on every write; a writer that
+#: loses the race reads again, at most this many times.
+_CAS_ATTEMPTS = 100
+
+
 def _token(stored: Document) -> Document:
-    """The token document of a stored one (``_id`` is the uid)."""
-    stored = {**stored, "uid": stored["_id"]}
+    """The token document of a stored one (``_id`` is the canonical key; release 2 kept the uid only there)."""
+    stored = {"uid": stored["_id"], **stored}
     return {key: stored[key] for key in _TOKEN_KEYS if key in stored}
 
 
+def _stored_token(token: Mapping[str, Any]) -> Document:
+    document = docs.token_document(token)
+    return {"_id": token_key(document["uid"]), **document, "revision": uuid.uuid4().hex}
+
+
 class MongoTokenRepository(TokenRepository):
-    """Tokens in ``tokens``, ``_id`` = uid."""
+    """Tokens in ``tokens``, ``_id`` = the upper-case uid; conditional writes are compare-and-swap on ``revision``."""
 
     def __init__(self, db: MongoStorage) -> None:
         self._db = db
         self._tokens = db.collection("tokens")
 
     def put(self, token: Mapping[str, Any]) -> None:
-        document = docs.token_document(token)
-        uid = document.pop("uid")
+        document = _stored_token(token)
         with self._db.operation():
-            self._tokens.replace_one({"_id": uid}, {"_id": uid, **document}, upsert=True)
+            self._tokens.replace_one({"_id": document["_id"]}, document, upsert=True)
+
+    def _swap(self, key: str, change: Any) -> tuple[Document | None, Document]:
+        """Write ``change(stored or None)`` (a stored document) only over what it was computed from; retries."""
+        with self._db.operation():
+            for _ in range(_CAS_ATTEMPTS):
+                stored = self._tokens.find_one({"_id": key})
+                replacement = change(None if stored is None else _token(stored))
+                if stored is None:
+                    try:
+                        self._tokens.insert_one(replacement)
+                    except DuplicateKeyError:
+                        continue
+                    return None, replacement
+                # A token of release 2 has no revision: None matches only while the field is still missing.
+                current = {"_id": key, "revision": stored.get("revision")}
+                if self._tokens.replace_one(current, replacement).matched_count:
+                    return _token(stored), replacement
+        raise StorageUnavailable(f"token {key!r} is being written by too many writers at once")
+
+    def put_owned(self, token: Mapping[str, Any]) -> bool:
+        def change(stored: Document | None) -> Document:
+            docs.check_owned(stored, token)
+            return _stored_token(token)
+
+        before, _ = self._swap(token_key(token["uid"]), change)
+        return before is None
+
+    def patch(self, uid: str, owner: tuple[str, str], token_type: str, changes: Mapping[str, Any]) -> Document:
+        def change(stored: Document | None) -> Document:
+            if stored is None or not docs.owns(stored, owner, token_type):
+                raise NotFound("token", uid)
+            return _stored_token(docs.patched_token(stored, changes))
+
+        _, written = self._swap(token_key(uid), change)
+        return _token(written)
 
     def find(self, uid: str) -> Document | None:
         with self._db.operation():
-            stored = self._tokens.find_one({"_id": uid})
+            stored = self._tokens.find_one({"_id": token_key(uid)})
         return None if stored is None else _token(stored)
+
+    def find_by_contract_id(self, emaid: str) -> Document | None:
+        with self._db.operation():
+            found = list(self._tokens.find({"emaid": emaid}).sort([("_id", ASCENDING)]).limit(1))
+        return _token(found[0]) if found else None
 
     def page(self, offset: int, limit: int) -> list[Document]:
         docs.check_page(offset, limit)
@@ -342,11 +398,6 @@ class MongoTokenRepository(TokenRepository):
         with self._db.operation():
             found = list(self._tokens.find().sort([("_id", ASCENDING)]).skip(offset).limit(limit))
         return [_token(stored) for stored in found]
-
-    def find_by_contract_id(self, emaid: str) -> Document | None:
-        with self._db.operation():
-            found = list(self._tokens.find({"contract_id": emaid}).sort([("_id", ASCENDING)]).limit(1))
-        return _token(found[0]) if found else None
 
 
 class MongoCertificateRepository(CertificateRepository):
@@ -375,29 +426,48 @@ class MongoCertificateRepository(CertificateRepository):
 
 
 class MongoRegistrationRepository(RegistrationRepository):
-    """OCPI registrations in ``registrations``, ``_id`` = token."""
+    """OCPI registrations in ``ocpi_registrations``, ``_id`` = token hash, ``expires_at`` in milliseconds."""
 
     def __init__(self, db: MongoStorage) -> None:
         self._db = db
-        self._registrations = db.collection("registrations")
+        self._registrations = db.collection("ocpi_registrations")
 
-    def put(self, token: str, status: str | None) -> None:
+    def put(
+        self,
+        token_hash: str,
+        status: str | None,
+        identity: tuple[str, str] | None = None,
+        expires_at: datetime | None = None,
+    ) -> None:
         # One atomic upsert either way: $setOnInsert never touches an existing registration.
+        changes: Document = {}
+        if status is not None:
+            changes["status"] = status
+        if identity is not None:
+            changes["country_code"], changes["party_id"] = identity
+        if expires_at is not None:
+            changes["expires_at"] = _millis(expires_at)
+        update: Document = {"$set": changes} if changes else {}
         if status is None:
-            update = {"$setOnInsert": {"status": docs.REGISTRATION_PENDING}}
-        else:
-            update = {"$set": {"status": status}}
+            update["$setOnInsert"] = {"status": docs.REGISTRATION_PENDING}
         with self._db.operation():
-            self._registrations.update_one({"_id": token}, update, upsert=True)
+            self._registrations.update_one({"_id": token_hash}, update, upsert=True)
 
-    def find(self, token: str) -> Document | None:
+    def find(self, token_hash: str) -> Document | None:
         with self._db.operation():
-            stored = self._registrations.find_one({"_id": token})
-        return None if stored is None else {"token": stored["_id"], "status": stored["status"]}
+            stored = self._registrations.find_one({"_id": token_hash})
+        if stored is None or (stored.get("expires_at") is not None and stored["expires_at"] <= _millis(docs.now())):
+            return None
+        found: Document = {"token_hash": stored["_id"], "status": stored["status"]}
+        if stored.get("country_code") is not None:
+            found["country_code"], found["party_id"] = stored["country_code"], stored["party_id"]
+        if stored.get("expires_at") is not None:
+            found["expires_at"] = DatetimeMS(stored["expires_at"]).as_datetime(_UTC_CODEC)
+        return found
 
-    def remove(self, token: str) -> None:
+    def remove(self, token_hash: str) -> None:
         with self._db.operation():
-            self._registrations.delete_one({"_id": token})
+            self._registrations.delete_one({"_id": token_hash})
 
     def page(self, offset: int, limit: int) -> list[Document]:
         docs.check_page(offset, limit)
@@ -420,6 +490,8 @@ class MongoLocationRepository(LocationRepository):
 
     def put(self, location: Mapping[str, Any]) -> None:
         docs.location_last_updated(location)
+        # Refuses what SQLite refuses (a datetime anywhere but at LOCATION_TIMES), so both engines agree.
+        docs.dump_document(location, docs.LOCATION_TIMES)
         location_id = location["id"]
         with self._db.operation():
             self._locations.replace_one(
@@ -469,17 +541,77 @@ def _updated_between(date_from: datetime | None, date_to: datetime | None) -> Do
     return {"location.last_updated": bounds} if bounds else {}
 
 
+#: An identity claim whose party document is missing this long after the claim was made (a writer that died
+#: between the two writes) is free again.
+_STALE_CLAIM_MS = 60_000
+
+
 class MongoPartyRepository(PartyRepository):
-    """OCPI parties in ``ocpi_parties``, ``_id`` = key, unique on the inbound token's hash."""
+    """OCPI parties in ``ocpi_parties``: ``{_id: key, inbound_token_hash (unique), identities, document}``,
+    the document as plain JSON text (so that no key of a partner's is read as BSON's ``$ref`` or an operator);
+    each identity held is one ``ocpi_party_identities`` entry ``{_id: identity, party}``, unique by ``_id``."""
 
     def __init__(self, db: MongoStorage) -> None:
         self._db = db
         self._parties = db.collection("ocpi_parties")
+        self._identities = db.collection("ocpi_party_identities")
 
-    def put(self, party: Mapping[str, Any]) -> None:
-        document = {k: v for k, v in party.items() if k != "key"}
+    def _claim(self, key: str, identities: list[str]) -> list[str]:
+        """Take each identity for ``key``; returns those newly taken. Raises Conflict (releasing them) if one is
+        held by another party."""
+        taken: list[str] = []
+        for identity in identities:
+            for _ in range(_CAS_ATTEMPTS):
+                try:
+                    self._identities.insert_one({"_id": identity, "party": key, "claimed_at": _millis(docs.now())})
+                    taken.append(identity)
+                    break
+                except DuplicateKeyError:
+                    held = self._identities.find_one({"_id": identity})
+                    if held is None:
+                        continue
+                    if held["party"] == key:
+                        break
+                    holder = self._parties.find_one({"_id": held["party"]}, {"identities": 1})
+                    stale = held.get("claimed_at", 0) < _millis(docs.now()) - _STALE_CLAIM_MS
+                    if (holder is None and stale) or (holder is not None and identity not in holder["identities"]):
+                        self._identities.delete_one({"_id": identity, "party": held["party"]})
+                        continue
+                    self._release(key, taken)
+                    raise Conflict("party identity", identity, "is held by another party") from None
+        return taken
+
+    def _release(self, key: str, identities: list[str]) -> None:
+        for identity in identities:
+            self._identities.delete_one({"_id": identity, "party": key})
+
+    def create(self, party: Mapping[str, Any]) -> None:
+        identities = docs.party_identities(party)
         with self._db.operation():
-            self._parties.replace_one({"_id": party["key"]}, {"_id": party["key"], **document}, upsert=True)
+            if self._parties.find_one({"_id": party["key"]}, {"_id": 1}) is not None:
+                raise Conflict("party", party["key"], "is registered already")
+            taken = self._claim(party["key"], identities)
+            try:
+                self._parties.insert_one(_stored_party(party, identities))
+            except DuplicateKeyError:
+                self._release(party["key"], taken)
+                raise Conflict("party", party["key"], "is registered already") from None
+
+    def update(self, key: str, inbound_token_hash: str, party: Mapping[str, Any]) -> None:
+        identities = docs.party_identities(party)
+        with self._db.operation():
+            if self._parties.find_one({"_id": key, "inbound_token_hash": inbound_token_hash}, {"_id": 1}) is None:
+                raise NotFound("party", key)
+            taken = self._claim(key, identities)
+            replaced = self._parties.replace_one(
+                {"_id": key, "inbound_token_hash": inbound_token_hash}, _stored_party({**party, "key": key}, identities)
+            )
+            if not replaced.matched_count:
+                self._release(key, taken)
+                raise NotFound("party", key)
+            for held in self._identities.find({"party": key}):
+                if held["_id"] not in identities:
+                    self._identities.delete_one({"_id": held["_id"], "party": key})
 
     def find(self, key: str) -> Document | None:
         with self._db.operation():
@@ -491,6 +623,13 @@ class MongoPartyRepository(PartyRepository):
             stored = self._parties.find_one({"inbound_token_hash": token_hash})
         return None if stored is None else _party(stored)
 
+    def find_by_identity(self, country_code: str, party_id: str) -> Document | None:
+        identity = party_identity(country_code, party_id)
+        with self._db.operation():
+            held = self._identities.find_one({"_id": identity})
+            stored = None if held is None else self._parties.find_one({"_id": held["party"]})
+        return None if stored is None or identity not in stored["identities"] else _party(stored)
+
     def all(self) -> list[Document]:
         with self._db.operation():
             found = list(self._parties.find().sort([("_id", ASCENDING)]))
@@ -499,24 +638,96 @@ class MongoPartyRepository(PartyRepository):
     def remove(self, key: str) -> None:
         with self._db.operation():
             self._parties.delete_one({"_id": key})
+            self._identities.delete_many({"party": key})
 
     def record_push(self, key: str, result: Mapping[str, Any]) -> None:
-        # A whole-document replace, guarded by the token hash so that a re-registration in between wins:
-        # nx-27017, the wire server the tests use, stores a datetime given to $set on an existing
-        # document as a string.
+        # Compare-and-swap on the document text, so that a re-registration or another result in between wins.
         with self._db.operation():
-            stored = self._parties.find_one({"_id": key})
-            if stored is not None:
-                self._parties.replace_one(
-                    {"_id": key, "inbound_token_hash": stored["inbound_token_hash"]},
-                    {**stored, "last_push": dict(result)},
-                )
+            for _ in range(_CAS_ATTEMPTS):
+                stored = self._parties.find_one({"_id": key})
+                if stored is None:
+                    return
+                party = {**_party(stored), "last_push": dict(result)}
+                text = docs.dump_document(party, docs.PARTY_TIMES)
+                if self._parties.update_one(
+                    {"_id": key, "document": stored["document"]}, {"$set": {"document": text}}
+                ).matched_count:
+                    return
+
+
+def _stored_party(party: Mapping[str, Any], identities: list[str]) -> Document:
+    return {
+        "_id": party["key"],
+        "inbound_token_hash": party["inbound_token_hash"],
+        "identities": identities,
+        "document": docs.dump_document(party, docs.PARTY_TIMES),
+    }
 
 
 def _party(stored: Document) -> Document:
-    """The party document of a stored one (``_id`` is the key)."""
-    party = {k: v for k, v in stored.items() if k != "_id"}
-    return {"key": stored["_id"], **party}
+    """The party document of a stored one."""
+    party = docs.load_document(stored["document"], docs.PARTY_TIMES)
+    party["key"] = stored["_id"]
+    return party
+
+
+#: The schema version of the data, kept in ``maeve_schema``; 3 keys tokens case-insensitively, hashes
+#: inbound OCPI tokens and stores party documents as JSON text.
+SCHEMA_VERSION = 3
+
+
+def _upgrade(db: MongoStorage) -> None:
+    """Bring the data of an older release to SCHEMA_VERSION; idempotent, so workers may run it at once.
+
+    Tokens move under their canonical key (the latest update wins); registrations and parties keep only token
+    hashes; each party takes the identities of its roles (one another party holds already stays with it).
+    """
+    meta = db.collection("maeve_schema")
+    found = meta.find_one({"_id": "schema"})
+    if found is not None and found.get("version", 0) >= SCHEMA_VERSION:
+        return
+    tokens = db.collection("tokens")
+    # Of uids that differ only in case, the latest update wins, then the greatest uid, as on SQLite.
+    for uid in sorted(stored["_id"] for stored in tokens.find({}, {"_id": 1})):
+        stored = tokens.find_one({"_id": uid})
+        if stored is None:
+            continue
+        token = _token(stored)
+        token.setdefault("emaid", token.get("contract_id"))
+        key = token_key(token["uid"])
+        if key == uid:
+            if "uid" not in stored or "emaid" not in stored:
+                tokens.update_one({"_id": key}, {"$set": {"uid": token["uid"], "emaid": token["emaid"]}})
+            continue
+        current = tokens.find_one({"_id": key})
+        if current is None or (current["last_updated"], current.get("uid", key)) <= (token["last_updated"], uid):
+            tokens.replace_one({"_id": key}, {"_id": key, **docs.token_document(token)}, upsert=True)
+        tokens.delete_one({"_id": uid})
+    registrations = db.collection("ocpi_registrations")
+    for stored in list(db.collection("registrations").find()):
+        registrations.update_one(
+            {"_id": docs.token_hash_of(stored["_id"])},
+            {"$setOnInsert": {"status": stored.get("status") or docs.REGISTRATION_PENDING}},
+            upsert=True,
+        )
+        db.collection("registrations").delete_one({"_id": stored["_id"]})
+    parties = db.collection("ocpi_parties")
+    identities = db.collection("ocpi_party_identities")
+    for stored in list(parties.find()):
+        if "document" in stored:
+            continue
+        party = {"key": stored["_id"], **{k: v for k, v in stored.items() if k not in ("_id", "inbound_token")}}
+        held = []
+        for identity in docs.party_identities(party):
+            with contextlib.suppress(DuplicateKeyError):
+                identities.insert_one({"_id": identity, "party": party["key"], "claimed_at": _millis(docs.now())})
+            owner = identities.find_one({"_id": identity})
+            if owner is not None and owner["party"] == party["key"]:
+                held.append(identity)
+            else:
+                log.warning("party %s also lists identity %s, which stays with another party", party["key"], identity)
+        parties.replace_one({"_id": party["key"]}, _stored_party(party, held))
+    meta.update_one({"_id": "schema"}, {"$set": {"version": SCHEMA_VERSION}}, upsert=True)
 
 
 # Outbox times are integer milliseconds since the epoch: nx-27017, the wire server the tests use,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -22,6 +23,7 @@ from . import _documents as docs
 from .base import (
     CertificateRepository,
     ChargeStationRepository,
+    Conflict,
     Document,
     LocationRepository,
     NotFound,
@@ -32,7 +34,9 @@ from .base import (
     Storage,
     StorageUnavailable,
     TokenRepository,
+    party_identity,
     push_id,
+    token_key,
 )
 
 __all__ = [
@@ -51,8 +55,10 @@ log = logging.getLogger(__name__)
 
 URL_PREFIX = "sqlite:///"
 #: Bumped whenever SCHEMA changes; a database at this version is not touched at open. Every statement
-#: is idempotent, so an older database gets what it lacks and keeps its data (2 added the OCPI tables,
-#: 3 the OCPP runtime table, the delivery columns of staged items (see COLUMNS) and the push results).
+#: is idempotent, so an older database gets what it lacks and keeps its data (2 added the OCPI tables;
+#: 3 keys tokens case-insensitively, hashes inbound OCPI tokens, stores documents as plain JSON (see
+#: ``_upgrade``), and adds the OCPP runtime table, the delivery columns of staged items (see COLUMNS) and the
+#: push results).
 SCHEMA_VERSION = 3
 # Text keys use the default BINARY collation: UTF-8 byte order, which is code-point order.
 # Datetimes are INTEGER milliseconds since the epoch (UTC), exactly what BSON stores.
@@ -83,7 +89,8 @@ SCHEMA = (
         PRIMARY KEY (cs_id, certificate_id)
     )""",
     """CREATE TABLE IF NOT EXISTS tokens (
-        uid TEXT PRIMARY KEY NOT NULL,
+        key TEXT PRIMARY KEY NOT NULL,
+        uid TEXT NOT NULL,
         country_code TEXT,
         party_id TEXT,
         type TEXT,
@@ -94,15 +101,22 @@ SCHEMA = (
         last_updated INTEGER,
         visual_number TEXT,
         group_id TEXT,
-        language_code TEXT
+        language_code TEXT,
+        emaid TEXT,
+        energy_contract TEXT,
+        default_profile_type TEXT
     ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS tokens_by_emaid ON tokens (emaid)",
     """CREATE TABLE IF NOT EXISTS certificates (
         hash TEXT PRIMARY KEY NOT NULL,
         pem TEXT
     )""",
-    """CREATE TABLE IF NOT EXISTS registrations (
-        token TEXT PRIMARY KEY NOT NULL,
-        status TEXT
+    """CREATE TABLE IF NOT EXISTS ocpi_registrations (
+        token_hash TEXT PRIMARY KEY NOT NULL,
+        status TEXT NOT NULL,
+        country_code TEXT,
+        party_id TEXT,
+        expires_at INTEGER
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS locations (
         id TEXT PRIMARY KEY NOT NULL,
@@ -115,6 +129,11 @@ SCHEMA = (
         inbound_token_hash TEXT NOT NULL UNIQUE,
         document TEXT NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS ocpi_party_identities (
+        identity TEXT PRIMARY KEY NOT NULL,
+        party TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS ocpi_party_identities_by_party ON ocpi_party_identities (party)",
     """CREATE TABLE IF NOT EXISTS location_pushes (
         id TEXT PRIMARY KEY NOT NULL,
         party TEXT NOT NULL,
@@ -391,13 +410,23 @@ class SqliteStorage(Storage):
                 if connection.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
                     return
                 with self.transaction() as transaction:
+                    # Checked again under the write lock: another process may have upgraded meanwhile.
+                    version = transaction.execute("PRAGMA user_version").fetchone()[0]
+                    if version >= SCHEMA_VERSION:
+                        return
+                    legacy_tokens = _set_aside_legacy_tokens(transaction)
                     for statement in SCHEMA:
                         transaction.execute(statement)
                     for table, column, type_ in COLUMNS:
                         existing = {row[1] for row in transaction.execute(f"PRAGMA table_info({table})")}
                         if column not in existing:
                             transaction.execute(f"ALTER TABLE {table} ADD COLUMN {column} {type_}")
+                    scrub = _upgrade(transaction, legacy_tokens)
                     transaction.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                if scrub:
+                    # Clear-text tokens of the older release must not linger in free pages or the WAL.
+                    connection.execute("VACUUM")
+                    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except BaseException:
             self.close()
             raise
@@ -530,8 +559,8 @@ _TOKEN_COLUMNS = ("uid", *docs.TOKEN_REQUIRED, *docs.TOKEN_OPTIONAL)
 _TOKEN_SELECT = f"SELECT {', '.join(_TOKEN_COLUMNS)} FROM tokens"
 # Every column is set, so a missing optional field replaces (clears) the stored one.
 _TOKEN_UPSERT = (
-    f"INSERT INTO tokens ({', '.join(_TOKEN_COLUMNS)}) VALUES ({', '.join('?' * len(_TOKEN_COLUMNS))})"
-    f" ON CONFLICT (uid) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _TOKEN_COLUMNS[1:])}"
+    f"INSERT INTO tokens (key, {', '.join(_TOKEN_COLUMNS)}) VALUES (?, {', '.join('?' * len(_TOKEN_COLUMNS))})"
+    f" ON CONFLICT (key) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _TOKEN_COLUMNS)}"
 )
 
 
@@ -544,32 +573,59 @@ def _token(row: tuple[Any, ...]) -> Document:
         document[column] = value
     document["valid"] = bool(document["valid"])
     document["last_updated"] = _datetime(document["last_updated"])
+    if "energy_contract" in document:
+        document["energy_contract"] = json.loads(document["energy_contract"])
     return document
 
 
+def _token_row(token: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The ``tokens`` row of a token document, its canonical key first."""
+    document = docs.token_document(token)
+    document["last_updated"] = _millis(document["last_updated"])
+    if "energy_contract" in document:
+        document["energy_contract"] = json.dumps(document["energy_contract"], ensure_ascii=False)
+    return (token_key(document["uid"]), *(document.get(column) for column in _TOKEN_COLUMNS))
+
+
 class SqliteTokenRepository(TokenRepository):
-    """Tokens in ``tokens``, one column per field."""
+    """Tokens in ``tokens``, one column per field, keyed by the upper-case uid; conditional writes run in one
+    ``BEGIN IMMEDIATE`` transaction."""
 
     def __init__(self, db: SqliteStorage) -> None:
         self._db = db
 
     def put(self, token: Mapping[str, Any]) -> None:
-        document = docs.token_document(token)
-        document["last_updated"] = _millis(document["last_updated"])
-        self._db.execute(_TOKEN_UPSERT, tuple(document.get(column) for column in _TOKEN_COLUMNS))
+        self._db.execute(_TOKEN_UPSERT, _token_row(token))
+
+    def put_owned(self, token: Mapping[str, Any]) -> bool:
+        row = _token_row(token)
+        with self._db.transaction() as connection:
+            found = connection.execute(f"{_TOKEN_SELECT} WHERE key = ?", (row[0],)).fetchone()
+            docs.check_owned(None if found is None else _token(found), token)
+            connection.execute(_TOKEN_UPSERT, row)
+        return found is None
+
+    def patch(self, uid: str, owner: tuple[str, str], token_type: str, changes: Mapping[str, Any]) -> Document:
+        with self._db.transaction() as connection:
+            found = connection.execute(f"{_TOKEN_SELECT} WHERE key = ?", (token_key(uid),)).fetchone()
+            if found is None or not docs.owns(_token(found), owner, token_type):
+                raise NotFound("token", uid)
+            patched = docs.patched_token(_token(found), changes)
+            connection.execute(_TOKEN_UPSERT, _token_row(patched))
+        return patched
 
     def find(self, uid: str) -> Document | None:
-        row = self._db.fetch_one(f"{_TOKEN_SELECT} WHERE uid = ?", (uid,))
+        row = self._db.fetch_one(f"{_TOKEN_SELECT} WHERE key = ?", (token_key(uid),))
+        return None if row is None else _token(row)
+
+    def find_by_contract_id(self, emaid: str) -> Document | None:
+        row = self._db.fetch_one(f"{_TOKEN_SELECT} WHERE emaid = ? ORDER BY key LIMIT 1", (emaid,))
         return None if row is None else _token(row)
 
     def page(self, offset: int, limit: int) -> list[Document]:
         docs.check_page(offset, limit)
-        rows = self._db.fetch_all(f"{_TOKEN_SELECT} ORDER BY uid LIMIT ? OFFSET ?", (limit, offset))
+        rows = self._db.fetch_all(f"{_TOKEN_SELECT} ORDER BY key LIMIT ? OFFSET ?", (limit, offset))
         return [_token(row) for row in rows]
-
-    def find_by_contract_id(self, emaid: str) -> Document | None:
-        row = self._db.fetch_one(f"{_TOKEN_SELECT} WHERE contract_id = ? ORDER BY uid LIMIT 1", (emaid,))
-        return None if row is None else _token(row)
 
 
 class SqliteCertificateRepository(CertificateRepository):
@@ -594,30 +650,72 @@ class SqliteCertificateRepository(CertificateRepository):
 
 
 class SqliteRegistrationRepository(RegistrationRepository):
-    """OCPI registrations in ``registrations``."""
+    """OCPI registrations in ``ocpi_registrations``, by token hash."""
 
     def __init__(self, db: SqliteStorage) -> None:
         self._db = db
 
-    def put(self, token: str, status: str | None) -> None:
-        if status is None:
-            self._db.execute(
-                "INSERT INTO registrations (token, status) VALUES (?, ?) ON CONFLICT (token) DO NOTHING",
-                (token, docs.REGISTRATION_PENDING),
-            )
-        else:
-            self._db.execute(
-                """INSERT INTO registrations (token, status) VALUES (?, ?)
-                   ON CONFLICT (token) DO UPDATE SET status = excluded.status""",
-                (token, status),
-            )
+    def put(
+        self,
+        token_hash: str,
+        status: str | None,
+        identity: tuple[str, str] | None = None,
+        expires_at: datetime | None = None,
+    ) -> None:
+        country_code, party_id = identity or (None, None)
+        expires = None if expires_at is None else _millis(expires_at)
+        self._db.execute(
+            """INSERT INTO ocpi_registrations (token_hash, status, country_code, party_id, expires_at)
+               VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT (token_hash) DO UPDATE SET
+                   status = COALESCE(?, status),
+                   country_code = COALESCE(excluded.country_code, country_code),
+                   party_id = COALESCE(excluded.party_id, party_id),
+                   expires_at = COALESCE(excluded.expires_at, expires_at)""",
+            (token_hash, status or docs.REGISTRATION_PENDING, country_code, party_id, expires, status),
+        )
 
-    def find(self, token: str) -> Document | None:
-        row = self._db.fetch_one("SELECT token, status FROM registrations WHERE token = ?", (token,))
-        return None if row is None else {"token": row[0], "status": row[1]}
+    def find(self, token_hash: str) -> Document | None:
+        row = self._db.fetch_one(
+            """SELECT token_hash, status, country_code, party_id, expires_at FROM ocpi_registrations
+               WHERE token_hash = ? AND (expires_at IS NULL OR expires_at > ?)""",
+            (token_hash, _millis(docs.now())),
+        )
+        if row is None:
+            return None
+        found: Document = {"token_hash": row[0], "status": row[1]}
+        if row[2] is not None:
+            found["country_code"], found["party_id"] = row[2], row[3]
+        if row[4] is not None:
+            found["expires_at"] = _datetime(row[4])
+        return found
 
-    def remove(self, token: str) -> None:
-        self._db.execute("DELETE FROM registrations WHERE token = ?", (token,))
+    def remove(self, token_hash: str) -> None:
+        self._db.execute("DELETE FROM ocpi_registrations WHERE token_hash = ?", (token_hash,))
+
+
+_LOCATION_TIMES = docs.LOCATION_TIMES
+_PARTY_TIMES = docs.PARTY_TIMES
+_dump = docs.dump_document
+_load = docs.load_document
+
+
+def _legacy_load(text: str, times: tuple[tuple[str, ...], ...]) -> Document:
+    """A document stored by release 2 as extended JSON: only its timestamps at ``times`` are decoded."""
+
+    def legacy_date(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"$date"}:
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                decoded = json_util.loads(json.dumps(value), json_options=_JSON_OPTIONS)
+                if isinstance(decoded, datetime):
+                    return decoded
+        return value
+
+    document: Any = json.loads(text)
+    for path in times:
+        document = docs.convert_at(document, path, legacy_date)
+    result: Document = document
+    return result
 
     def page(self, offset: int, limit: int) -> list[Document]:
         docs.check_page(offset, limit)
@@ -628,30 +726,33 @@ class SqliteRegistrationRepository(RegistrationRepository):
 
 
 class SqliteLocationRepository(LocationRepository):
-    """Locations in ``locations``: the whole document as MongoDB extended JSON, plus its sort keys."""
+    """Locations in ``locations``: the whole document as plain JSON, plus its sort keys."""
 
     def __init__(self, db: SqliteStorage) -> None:
         self._db = db
 
     def put(self, location: Mapping[str, Any]) -> None:
         last_updated = docs.location_last_updated(location)
-        document = json_util.dumps(dict(location), json_options=_JSON_OPTIONS, ensure_ascii=False)
         self._db.execute(
             """INSERT INTO locations (id, last_updated, document) VALUES (?, ?, ?)
                ON CONFLICT (id) DO UPDATE SET last_updated = excluded.last_updated, document = excluded.document""",
-            (location["id"], None if last_updated is None else _millis(last_updated), document),
+            (
+                location["id"],
+                None if last_updated is None else _millis(last_updated),
+                _dump(location, _LOCATION_TIMES),
+            ),
         )
 
     def find(self, location_id: str) -> Document | None:
         row = self._db.fetch_one("SELECT document FROM locations WHERE id = ?", (location_id,))
-        return None if row is None else _location(row[0])
+        return None if row is None else _load(row[0], _LOCATION_TIMES)
 
     def page(self, offset: int, limit: int) -> list[Document]:
         docs.check_page(offset, limit)
         rows = self._db.fetch_all(
             "SELECT document FROM locations ORDER BY last_updated, id LIMIT ? OFFSET ?", (limit, offset)
         )
-        return [_location(row[0]) for row in rows]
+        return [_load(row[0], _LOCATION_TIMES) for row in rows]
 
     def updated_between(
         self, offset: int, limit: int, date_from: datetime | None = None, date_to: datetime | None = None
@@ -682,59 +783,147 @@ def _updated_between(date_from: datetime | None, date_to: datetime | None) -> tu
     return (f" WHERE {' AND '.join(conditions)}" if conditions else ""), tuple(parameters)
 
 
-def _location(text: str) -> Document:
-    """The location document stored as extended JSON."""
-    document: Document = json_util.loads(text, json_options=_JSON_OPTIONS)
-    return document
-
-
-def _dump(document: Mapping[str, Any]) -> str:
-    """A document as MongoDB extended JSON, datetimes included."""
-    return json_util.dumps(dict(document), json_options=_JSON_OPTIONS, ensure_ascii=False)
-
-
-def _load(text: str) -> Document:
-    """A document stored as extended JSON."""
-    document: Document = json_util.loads(text, json_options=_JSON_OPTIONS)
-    return document
+def _held_elsewhere(connection: sqlite3.Connection, key: str, identities: list[str]) -> None:
+    """Raise Conflict if another party than ``key`` holds one of the identities."""
+    for identity in identities:
+        row = connection.execute("SELECT party FROM ocpi_party_identities WHERE identity = ?", (identity,)).fetchone()
+        if row is not None and row[0] != key:
+            raise Conflict("party identity", identity, "is held by another party")
 
 
 class SqlitePartyRepository(PartyRepository):
-    """OCPI parties in ``ocpi_parties``: the whole document as extended JSON, plus its lookup keys."""
+    """OCPI parties in ``ocpi_parties`` (the document as plain JSON, plus its lookup keys) and the identities
+    each holds in ``ocpi_party_identities``, whose primary key makes an identity one party's alone."""
 
     def __init__(self, db: SqliteStorage) -> None:
         self._db = db
 
-    def put(self, party: Mapping[str, Any]) -> None:
-        self._db.execute(
-            """INSERT INTO ocpi_parties (key, inbound_token_hash, document) VALUES (?, ?, ?)
-               ON CONFLICT (key) DO UPDATE SET
-                   inbound_token_hash = excluded.inbound_token_hash, document = excluded.document""",
-            (party["key"], party["inbound_token_hash"], _dump(party)),
-        )
+    def create(self, party: Mapping[str, Any]) -> None:
+        identities = docs.party_identities(party)
+        with self._db.transaction() as connection:
+            if connection.execute("SELECT 1 FROM ocpi_parties WHERE key = ?", (party["key"],)).fetchone():
+                raise Conflict("party", party["key"], "is registered already")
+            _held_elsewhere(connection, party["key"], identities)
+            connection.execute(
+                "INSERT INTO ocpi_parties (key, inbound_token_hash, document) VALUES (?, ?, ?)",
+                (party["key"], party["inbound_token_hash"], _dump(party, _PARTY_TIMES)),
+            )
+            connection.executemany(
+                "INSERT INTO ocpi_party_identities (identity, party) VALUES (?, ?)",
+                [(identity, party["key"]) for identity in identities],
+            )
+
+    def update(self, key: str, inbound_token_hash: str, party: Mapping[str, Any]) -> None:
+        identities = docs.party_identities(party)
+        with self._db.transaction() as connection:
+            row = connection.execute("SELECT inbound_token_hash FROM ocpi_parties WHERE key = ?", (key,)).fetchone()
+            if row is None or row[0] != inbound_token_hash:
+                raise NotFound("party", key)
+            _held_elsewhere(connection, key, identities)
+            connection.execute("DELETE FROM ocpi_party_identities WHERE party = ?", (key,))
+            connection.executemany(
+                "INSERT INTO ocpi_party_identities (identity, party) VALUES (?, ?)",
+                [(identity, key) for identity in identities],
+            )
+            connection.execute(
+                "UPDATE ocpi_parties SET inbound_token_hash = ?, document = ? WHERE key = ?",
+                (party["inbound_token_hash"], _dump({**party, "key": key}, _PARTY_TIMES), key),
+            )
 
     def find(self, key: str) -> Document | None:
         row = self._db.fetch_one("SELECT document FROM ocpi_parties WHERE key = ?", (key,))
-        return None if row is None else _load(row[0])
+        return None if row is None else _load(row[0], _PARTY_TIMES)
 
     def find_by_inbound_token_hash(self, token_hash: str) -> Document | None:
         row = self._db.fetch_one("SELECT document FROM ocpi_parties WHERE inbound_token_hash = ?", (token_hash,))
-        return None if row is None else _load(row[0])
+        return None if row is None else _load(row[0], _PARTY_TIMES)
+
+    def find_by_identity(self, country_code: str, party_id: str) -> Document | None:
+        row = self._db.fetch_one(
+            """SELECT p.document FROM ocpi_party_identities i JOIN ocpi_parties p ON p.key = i.party
+               WHERE i.identity = ?""",
+            (party_identity(country_code, party_id),),
+        )
+        return None if row is None else _load(row[0], _PARTY_TIMES)
 
     def all(self) -> list[Document]:
-        return [_load(row[0]) for row in self._db.fetch_all("SELECT document FROM ocpi_parties ORDER BY key", ())]
+        rows = self._db.fetch_all("SELECT document FROM ocpi_parties ORDER BY key", ())
+        return [_load(row[0], _PARTY_TIMES) for row in rows]
 
     def remove(self, key: str) -> None:
-        self._db.execute("DELETE FROM ocpi_parties WHERE key = ?", (key,))
+        with self._db.transaction() as connection:
+            connection.execute("DELETE FROM ocpi_party_identities WHERE party = ?", (key,))
+            connection.execute("DELETE FROM ocpi_parties WHERE key = ?", (key,))
 
     def record_push(self, key: str, result: Mapping[str, Any]) -> None:
         with self._db.transaction() as connection:
             row = connection.execute("SELECT document FROM ocpi_parties WHERE key = ?", (key,)).fetchone()
             if row is None:
                 return
-            party = _load(row[0])
+            party = _load(row[0], _PARTY_TIMES)
             party["last_push"] = dict(result)
-            connection.execute("UPDATE ocpi_parties SET document = ? WHERE key = ?", (_dump(party), key))
+            connection.execute("UPDATE ocpi_parties SET document = ? WHERE key = ?", (_dump(party, _PARTY_TIMES), key))
+
+
+def _columns(connection: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in connection.execute(f"PRAGMA table_info({table})").fetchall()]
+
+
+def _set_aside_legacy_tokens(connection: sqlite3.Connection) -> str | None:
+    """Rename a ``tokens`` table of release 2 or earlier (keyed by the uid as sent) out of the way of the new one."""
+    columns = _columns(connection, "tokens")
+    if not columns or "key" in columns:
+        return None
+    connection.execute("ALTER TABLE tokens RENAME TO tokens_release_2")
+    return "tokens_release_2"
+
+
+def _upgrade(connection: sqlite3.Connection, legacy_tokens: str | None) -> bool:
+    """Bring the data of an older release into schema 3, in the caller's transaction; returns whether clear-text
+    tokens were removed (so that the file should be vacuumed).
+
+    Tokens move under their canonical key (of uids differing only in case, the latest update wins; the eMAID
+    they were stored with is their ``emaid``). Registrations and parties keep only token hashes; each party
+    takes the identities of its roles (one another party already holds is logged and left to it). Locations
+    and parties are re-encoded from extended JSON, decoding only their own timestamps.
+    """
+    scrub = False
+    if legacy_tokens is not None:
+        old = ("uid", *docs.TOKEN_REQUIRED, "visual_number", "group_id", "language_code")
+        connection.execute(
+            f"""INSERT INTO tokens (key, {", ".join(old)}, emaid)
+                SELECT upper(uid), {", ".join(old)}, contract_id FROM {legacy_tokens} WHERE true
+                ORDER BY last_updated, uid
+                ON CONFLICT (key) DO UPDATE SET {", ".join(f"{c} = excluded.{c}" for c in (*old, "emaid"))}"""
+        )
+        connection.execute(f"DROP TABLE {legacy_tokens}")
+    if "token" in _columns(connection, "registrations"):
+        for token, status in connection.execute("SELECT token, status FROM registrations").fetchall():
+            connection.execute(
+                "INSERT INTO ocpi_registrations (token_hash, status) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (docs.token_hash_of(token), status or docs.REGISTRATION_PENDING),
+            )
+        connection.execute("DROP TABLE registrations")
+        scrub = True
+    for key, text in connection.execute("SELECT key, document FROM ocpi_parties ORDER BY key").fetchall():
+        party = _legacy_load(text, _PARTY_TIMES)
+        scrub = scrub or "inbound_token" in party
+        party.pop("inbound_token", None)
+        for identity in docs.party_identities(party):
+            held = connection.execute(
+                "SELECT party FROM ocpi_party_identities WHERE identity = ?", (identity,)
+            ).fetchone()
+            if held is None:
+                connection.execute("INSERT INTO ocpi_party_identities (identity, party) VALUES (?, ?)", (identity, key))
+            elif held[0] != key:
+                log.warning("party %s also lists identity %s, which stays with %s", key, identity, held[0])
+        connection.execute("UPDATE ocpi_parties SET document = ? WHERE key = ?", (_dump(party, _PARTY_TIMES), key))
+    for location_id, text in connection.execute("SELECT id, document FROM locations").fetchall():
+        location = _legacy_load(text, _LOCATION_TIMES)
+        connection.execute(
+            "UPDATE locations SET document = ? WHERE id = ?", (_dump(location, _LOCATION_TIMES), location_id)
+        )
+    return scrub
 
 
 _PUSH_COLUMNS = ("id", "party", "location_id", "revision", "attempts", "due_at", "lease_until", "lease", "last_error")

@@ -14,9 +14,10 @@ from maeve_api.app import SPEC_DIR, SnakeCaseResolver, load_spec, operation_rout
 from maeve_api.asyncapp import App
 from maeve_api.metrics import InstrumentedStorage
 from maeve_api.middleware import RequestGuard
-from maeve_api.ocpi.middleware import CorrelationHeaders
+from maeve_api.ocpi.middleware import CorrelationHeaders, PartnerRequests, RoutingHeaders
 from maeve_api.ocpi.problems import register_ocpi_error_handlers
 from maeve_api.ocpi.publisher import Publisher
+from maeve_api.ocpi.registration import VERSIONS
 from maeve_api.probes import add_probes
 from maeve_api.problems import AllowedMethods
 from maeve_api.request_log import RequestLog
@@ -69,8 +70,15 @@ def create_ocpi_app(
         swagger_ui_options=SwaggerUIOptions(serve_spec=False, swagger_ui=False),
     )
     app.add_middleware(RequestGuard, position=MiddlewarePosition.BEFORE_SWAGGER, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(PartnerRequests, position=MiddlewarePosition.BEFORE_ROUTING, versions=VERSIONS)
     # Outside the error mapping, so that error responses carry the ids and are logged and counted too.
     app.add_middleware(CorrelationHeaders, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(
+        RoutingHeaders,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        country_code=settings.ocpi_country_code,
+        party_id=settings.ocpi_party_id,
+    )
     app.add_middleware(
         RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION, listener="ocpi", operations=operation_routes(spec)
     )

@@ -28,4 +28,24 @@ class UnknownToken(OcpiError):
 
 
 class RegistrationState(OcpiError):
-    """The credentials method does not fit the caller's registration: POST when registered, PUT or DELETE when not."""
+    """The credentials method does not fit the caller's registration: POST when registered, PUT or DELETE when not.
+
+    ``allow`` lists the methods that do fit, for the ``Allow`` header of the 405.
+    """
+
+    def __init__(self, message: str, allow: str | None = None) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
+class IdentityRefused(OcpiError):
+    """A party identity claimed in credentials is ours, another registered party's, or not the one the token was
+    registered for (2001); nothing was changed."""
+
+    status_code = 2001
+
+
+class OutOfScope(OcpiError):
+    """The caller's token does not reach this module or this party's objects (2001)."""
+
+    status_code = 2001

@@ -15,13 +15,26 @@ from starlette.exceptions import HTTPException
 
 from maeve_api.errors import InvalidInput, MissingEndpoints, PartnerFailed
 from maeve_api.ocpi.envelope import envelope
-from maeve_api.ocpi.errors import OcpiError, RegistrationState, UnknownLocation, UnknownToken
+from maeve_api.ocpi.errors import (
+    IdentityRefused,
+    OcpiError,
+    OutOfScope,
+    RegistrationState,
+    UnknownLocation,
+    UnknownToken,
+)
 from maeve_api.problems import AllowedMethods, log_error
-from maeve_api.storage import NotFound, StorageUnavailable
+from maeve_api.storage import Conflict, NotFound, StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
-_OCPI_HTTP: dict[type[OcpiError], int] = {UnknownLocation: 404, UnknownToken: 404, RegistrationState: 405}
+_OCPI_HTTP: dict[type[OcpiError], int] = {
+    UnknownLocation: 404,
+    UnknownToken: 404,
+    RegistrationState: 405,
+    IdentityRefused: 409,
+    OutOfScope: 403,
+}
 _NOT_FOUND_CODES = {"location": 2003, "token": 2004}
 
 
@@ -63,7 +76,9 @@ def _http_error(request: ConnexionRequest, exc: Exception, allowed: AllowedMetho
 def _ocpi_error(request: ConnexionRequest, exc: Exception, allowed: AllowedMethods) -> ConnexionResponse:
     assert isinstance(exc, OcpiError)
     code = next((http for cls, http in _OCPI_HTTP.items() if isinstance(exc, cls)), 400)
-    allow = allowed.for_path(request.url.path) if code == 405 else None
+    allow = None
+    if code == 405:
+        allow = getattr(exc, "allow", None) or allowed.for_path(request.url.path)
     log_error(code, exc, logger)
     return envelope_response(code, exc.status_code, str(exc), {"Allow": allow} if allow else None)
 
@@ -82,6 +97,12 @@ def _not_found(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     assert isinstance(exc, NotFound)
     log_error(404, exc, logger)
     return envelope_response(404, _NOT_FOUND_CODES.get(exc.kind, 2000), str(exc))
+
+
+def _conflict(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    assert isinstance(exc, Conflict)
+    log_error(400, exc, logger)
+    return envelope_response(400, 2001, f"{exc.kind} {exc.key} {exc.reason}")
 
 
 def _unavailable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
@@ -115,6 +136,7 @@ def register_ocpi_error_handlers(app: AbstractApp, allowed: AllowedMethods) -> N
         (InvalidInput, _invalid),
         (PartnerFailed, _partner),
         (NotFound, _not_found),
+        (Conflict, _conflict),
         (StorageUnavailable, _unavailable),
         (UnicodeDecodeError, _undecodable),
         (Exception, _unexpected),

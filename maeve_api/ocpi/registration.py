@@ -1,8 +1,13 @@
 """The OCPI credentials handshake in both directions, and our versions and endpoints.
 
-Each party we complete a handshake with is stored with the token we call it with and the token it
-calls us with. The token a partner calls us with only becomes valid once the handshake has succeeded,
-except for the few seconds of our own POST, when it must be valid for the partner's calls back.
+Each party we complete a handshake with is stored with the token we call it with and the hash of the token
+it calls us with. The token a partner calls us with only becomes valid once the handshake has succeeded,
+except during our own POST, when it must be valid for the partner's calls back (and expires by itself
+after ``TOKEN_B_LIFETIME`` should the handshake never end).
+
+A party identity (country code and party id, compared case-insensitively) is held by one registered party
+at most, and never by a partner when it is ours; the store refuses, atomically, any write that would
+give one to a second party.
 """
 
 from __future__ import annotations
@@ -10,15 +15,25 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
-from maeve_api.errors import MissingEndpoints, PartnerFailed
-from maeve_api.ocpi.client import BASE64, RAW, PartnerClient, PartnerUnauthorized, shorten
-from maeve_api.ocpi.errors import RegistrationState
+from maeve_api.errors import Conflict, InvalidInput, MissingEndpoints, PartnerFailed
+from maeve_api.ocpi.client import BASE64, RAW, PartnerClient, PartnerUnauthorized, check_operator_url, shorten
+from maeve_api.ocpi.errors import IdentityRefused, RegistrationState
 from maeve_api.schemas import utc_now
 from maeve_api.settings import Settings
-from maeve_api.storage import Storage
+from maeve_api.storage import Conflict as StoreConflict
+from maeve_api.storage import NotFound, Storage, party_identity
+
+#: How long the token B we offer a partner in our own POST of credentials stays valid at most.
+TOKEN_B_LIFETIME = timedelta(minutes=5)
+#: The credentials methods open to a registered party, and to a token A.
+REGISTERED_ALLOW = "GET, PUT, DELETE"
+UNREGISTERED_ALLOW = "GET, POST"
+#: OCPI's Image categories, for a business logo.
+IMAGE_CATEGORIES = ("CHARGER", "ENTRANCE", "LOCATION", "NETWORK", "OPERATOR", "OTHER", "OWNER")
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +91,81 @@ def token_hash(token: str) -> str:
 
 def party_key(roles: Sequence[Mapping[str, Any]]) -> str:
     """A party's key: ``CC*PID`` of its first role, upper case."""
-    return f"{roles[0]['country_code'].upper()}*{roles[0]['party_id'].upper()}"
+    return party_identity(roles[0]["country_code"], roles[0]["party_id"])
+
+
+def shown(identity: str) -> str:
+    """A canonical ``CC*PID`` identity as OCPI writes it, ``CC/PID``."""
+    return identity.replace("*", "/")
+
+
+def _text(value: Any, longest: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= longest
+
+
+def business_details(value: Any) -> dict[str, Any] | None:
+    """The OCPI BusinessDetails in ``value`` (name, website, logo Image) with nothing else, or None if it is not one.
+
+    Partners' answers are not validated by our spec, so what they send is checked here before it is stored.
+    """
+    if not isinstance(value, dict) or not _text(value.get("name"), 100):
+        return None
+    details: dict[str, Any] = {"name": value["name"]}
+    if value.get("website") is not None:
+        if not _text(value["website"], 255):
+            return None
+        details["website"] = value["website"]
+    logo = value.get("logo")
+    if logo is not None:
+        if (
+            not isinstance(logo, dict)
+            or not _text(logo.get("url"), 255)
+            or logo.get("category") not in IMAGE_CATEGORIES
+            or not _text(logo.get("type"), 4)
+        ):
+            return None
+        image: dict[str, Any] = {"url": logo["url"], "category": logo["category"], "type": logo["type"]}
+        if logo.get("thumbnail") is not None:
+            if not _text(logo["thumbnail"], 255):
+                return None
+            image["thumbnail"] = logo["thumbnail"]
+        for size in ("width", "height"):
+            if logo.get(size) is not None:
+                if not isinstance(logo[size], int) or isinstance(logo[size], bool) or not 0 <= logo[size] <= 99999:
+                    return None
+                image[size] = logo[size]
+        details["logo"] = image
+    return details
+
+
+def claimed_identities(roles: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The distinct canonical identities of credentials roles, in order."""
+    found: list[str] = []
+    for role in roles:
+        identity = party_identity(role["country_code"], role["party_id"])
+        if identity not in found:
+            found.append(identity)
+    return found
+
+
+def check_claim(
+    storage: Storage,
+    settings: Settings,
+    roles: Iterable[Mapping[str, Any]],
+    own_key: str | None = None,
+    allowed: str | None = None,
+) -> None:
+    """Raise IdentityRefused unless every identity of the roles is free (or held by the party ``own_key``), is not
+    ours, and is ``allowed`` when the registration names one. The store checks again atomically when writing."""
+    ours = party_identity(settings.ocpi_country_code, settings.ocpi_party_id)
+    for identity in claimed_identities(roles):
+        if identity == ours:
+            raise IdentityRefused(f"{shown(identity)} is the identity of this platform")
+        if allowed is not None and identity != allowed:
+            raise IdentityRefused(f"this token may register only as {shown(allowed)}, not as {shown(identity)}")
+        holder = storage.parties.find_by_identity(*identity.split("*"))
+        if holder is not None and holder["key"] != own_key:
+            raise IdentityRefused(f"{shown(identity)} is registered by another party")
 
 
 def endpoint(party: Mapping[str, Any], identifier: str, role: str) -> str | None:
@@ -98,9 +187,14 @@ def _discover(
     try:
         encoding = BASE64
         listed = client.call(step, "GET", versions_url, token, encoding, correlation_id=correlation_id)
-    except PartnerUnauthorized:
+    except PartnerUnauthorized as first:
         encoding = RAW
-        listed = client.call(step, "GET", versions_url, token, encoding, correlation_id=correlation_id)
+        try:
+            listed = client.call(step, "GET", versions_url, token, encoding, correlation_id=correlation_id)
+        except PartnerFailed as second:
+            raise PartnerFailed(
+                step, f"with the token in base64, {first.detail}; then with the raw token, {second.detail}"
+            ) from None
     offered: dict[str, str] = {}
     for item in listed if isinstance(listed, list) else []:
         if isinstance(item, dict) and isinstance(item.get("version"), str) and isinstance(item.get("url"), str):
@@ -145,6 +239,9 @@ def _checked_credentials(step: str, data: Any) -> dict[str, Any]:
         )
     ):
         raise PartnerFailed(step, "the answer's credentials hold no roles with country_code and party_id")
+    for role in roles:
+        if business_details(role.get("business_details")) is None:
+            raise PartnerFailed(step, "a role of the answer's credentials has no valid business_details")
     return data
 
 
@@ -160,7 +257,7 @@ def _party(
             "role": role.get("role"),
             "country_code": role["country_code"],
             "party_id": role["party_id"],
-            "business_details": role.get("business_details") or {},
+            "business_details": business_details(role.get("business_details")) or {},
         }
         for role in credentials["roles"]
     ]
@@ -172,25 +269,57 @@ def _party(
         "endpoints": endpoints,
         "outbound_token": outbound[0],
         "token_encoding": outbound[1],
-        "inbound_token": inbound_token,
         "inbound_token_hash": token_hash(inbound_token),
         "registered_at": utc_now(),
     }
 
 
-def register_with_partner(storage: Storage, settings: Settings, token_a: str, versions_url: str) -> dict[str, Any]:
+def register_token(storage: Storage, settings: Settings, registration: Mapping[str, Any]) -> None:
+    """``registerParty``: start the handshake with the partner at ``url``, or store the token A it will use.
+
+    With ``country_code`` and ``party_id`` the token may register only as that party (and, REGISTERED without a
+    handshake, owns that party's tokens only). Raises InvalidInput if only one of them is given or they are ours,
+    Conflict if another registered party holds them, and PartnerFailed as register_with_partner does.
+    """
+    given = [name for name in ("country_code", "party_id") if registration.get(name) is not None]
+    if len(given) == 1:
+        other = "party_id" if given == ["country_code"] else "country_code"
+        raise InvalidInput(other, f"must be given together with {given[0]}")
+    identity = (registration["country_code"], registration["party_id"]) if given else None
+    if identity is not None:
+        named = party_identity(*identity)
+        if named == party_identity(settings.ocpi_country_code, settings.ocpi_party_id):
+            raise InvalidInput("party_id", "must not be the identity of this platform")
+        if storage.parties.find_by_identity(*identity) is not None:
+            raise Conflict(f"{shown(named)} is registered by another party")
+    if "url" in registration:
+        check_operator_url(registration["url"], settings.ocpi_allow_private_networks)
+        register_with_partner(storage, settings, registration["token"], registration["url"], identity)
+    else:
+        storage.registrations.put(token_hash(registration["token"]), registration.get("status"), identity)
+
+
+def register_with_partner(
+    storage: Storage,
+    settings: Settings,
+    token_a: str,
+    versions_url: str,
+    identity: tuple[str, str] | None = None,
+) -> dict[str, Any]:
     """Start the handshake with a partner that gave us ``token_a`` and its versions URL; returns the stored party.
 
-    Raises PartnerFailed naming the failed step. On failure nothing is stored and the token we offered
-    the partner no longer works.
+    Raises PartnerFailed naming the failed step, and Conflict if the partner claims an identity that is ours,
+    another party's or not ``identity``. On failure nothing is stored and the token we offered the partner no
+    longer works.
     """
     client = PartnerClient.for_settings(settings)
     try:
         version, endpoints, encoding = _discover(client, versions_url, token_a)
         credentials_url = _credentials_url(endpoints)
         token_b = new_token()
-        # The partner calls our versions and details with B while it handles our POST.
-        storage.registrations.put(token_b, "PENDING")
+        # The partner calls our versions and details with B while it handles our POST; B expires by itself if
+        # this worker dies before the handshake ends.
+        storage.registrations.put(token_hash(token_b), "PENDING", expires_at=utc_now() + TOKEN_B_LIFETIME)
         try:
             step = "POST credentials"
             answer = client.call(step, "POST", credentials_url, token_a, encoding, our_credentials(settings, token_b))
@@ -202,12 +331,33 @@ def register_with_partner(storage: Storage, settings: Settings, token_a: str, ve
                 (credentials["token"], encoding),
                 token_b,
             )
-            storage.parties.put(party)
+            try:
+                check_claim(
+                    storage, settings, party["roles"], allowed=None if identity is None else party_identity(*identity)
+                )
+                _create(storage, party)
+            except IdentityRefused as exc:
+                raise Conflict(f"the partner's credentials: {exc}") from None
         finally:
-            storage.registrations.remove(token_b)
+            storage.registrations.remove(token_hash(token_b))
         return party
     finally:
         client.close()
+
+
+def _create(storage: Storage, party: dict[str, Any]) -> None:
+    """Store a new party under a key of its own; raises IdentityRefused if an identity it claims is taken."""
+    base = party["key"]
+    for attempt in range(1, 100):
+        try:
+            storage.parties.create(party)
+            return
+        except StoreConflict as exc:
+            if exc.kind != "party":
+                raise IdentityRefused(f"{shown(exc.key)} is registered by another party") from None
+            # The key names a party that has since given that identity up: take another key.
+            party["key"] = f"{base}~{attempt + 1}"
+    raise IdentityRefused(f"{shown(base)} cannot be registered")
 
 
 def accept_registration(
@@ -220,14 +370,20 @@ def accept_registration(
     """Answer a partner's POST of its credentials with token A: fetch its endpoints with its token B, store it,
     retire A and return our credentials with a new token C.
 
-    Raises RegistrationState if the caller is a registered party and PartnerFailed if the partner cannot be used.
+    Raises RegistrationState if the caller is a registered party, IdentityRefused (changing nothing) if it claims
+    an identity that is ours, another party's or not the one its token A was registered for, and PartnerFailed
+    if the partner cannot be used.
     """
     if caller.get("party"):
-        raise RegistrationState("already registered; update the credentials with PUT or unregister with DELETE")
-    party = _fetch_party(settings, credentials, correlation_id)
-    storage.parties.put(party)
-    storage.registrations.remove(caller["token"])
-    return our_credentials(settings, party["inbound_token"])
+        raise RegistrationState(
+            "already registered; update the credentials with PUT or unregister with DELETE", REGISTERED_ALLOW
+        )
+    allowed = party_identity(*caller["identity"]) if caller.get("identity") else None
+    check_claim(storage, settings, credentials["roles"], allowed=allowed)
+    party, token_c = _fetch_party(settings, credentials, correlation_id)
+    _create(storage, party)
+    storage.registrations.remove(token_hash(caller["token"]))
+    return our_credentials(settings, token_c)
 
 
 def update_registration(
@@ -238,30 +394,45 @@ def update_registration(
     correlation_id: str | None = None,
 ) -> dict[str, Any]:
     """Answer a registered partner's PUT: fetch its endpoints again with its new token and rotate the token it
-    calls us with. Raises RegistrationState if the caller is not a registered party, PartnerFailed as above."""
+    calls us with. Its roles may change only to identities that are free or already its own.
+
+    Raises RegistrationState if the caller is not a registered party (or unregistered meanwhile),
+    IdentityRefused (changing nothing) for a refused identity and PartnerFailed as above."""
     if not caller.get("party"):
-        raise RegistrationState("not registered; register by POSTing the credentials")
-    party = _fetch_party(settings, credentials, correlation_id)
-    if party["key"] != caller["party"]:
-        storage.parties.remove(caller["party"])
-        storage.pushes.remove_party(caller["party"])
-    storage.parties.put(party)
-    return our_credentials(settings, party["inbound_token"])
+        raise RegistrationState("not registered; register by POSTing the credentials", UNREGISTERED_ALLOW)
+    key = caller["party"]
+    check_claim(storage, settings, credentials["roles"], own_key=key)
+    party, token_c = _fetch_party(settings, credentials, correlation_id)
+    party["key"] = key
+    stored = storage.parties.find(key)
+    if stored is not None:
+        party["registered_at"] = stored["registered_at"]
+    try:
+        storage.parties.update(key, token_hash(caller["token"]), party)
+    except StoreConflict as exc:
+        raise IdentityRefused(f"{shown(exc.key)} is registered by another party") from None
+    except NotFound:
+        raise RegistrationState("the registration changed meanwhile; try again") from None
+    return our_credentials(settings, token_c)
 
 
 def remove_registration(storage: Storage, caller: Mapping[str, Any]) -> None:
     """Unregister the calling party; its token stops working. Raises RegistrationState if it is not registered."""
     if not caller.get("party"):
-        raise RegistrationState("not registered")
+        raise RegistrationState("not registered", UNREGISTERED_ALLOW)
     storage.parties.remove(caller["party"])
     storage.pushes.remove_party(caller["party"])
 
 
-def _fetch_party(settings: Settings, credentials: Mapping[str, Any], correlation_id: str | None) -> dict[str, Any]:
+def _fetch_party(
+    settings: Settings, credentials: Mapping[str, Any], correlation_id: str | None
+) -> tuple[dict[str, Any], str]:
+    """The party the credentials describe, read from its endpoints, and the new token C it is to call us with."""
     client = PartnerClient.for_settings(settings)
     try:
         version, endpoints, encoding = _discover(client, credentials["url"], credentials["token"], correlation_id)
     finally:
         client.close()
     _credentials_url(endpoints)
-    return _party(credentials, version, endpoints, (credentials["token"], encoding), new_token())
+    token_c = new_token()
+    return _party(credentials, version, endpoints, (credentials["token"], encoding), token_c), token_c

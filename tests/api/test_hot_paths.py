@@ -134,9 +134,7 @@ def hot_paths(downstream: Downstream, **options: Any) -> HotPaths:
 @pytest.mark.parametrize("headers", [(), [(b"content-length", b"0")]])
 def test_a_valid_lookup_is_answered_without_the_app_behind(sqlite_store, downstream, headers):
     """A GET with a valid path, no query and no body is answered by the hot path itself."""
-    status, body = call(
-        hot_paths(downstream), "/api/v0/cs/cs-1/auth", headers=headers, state={"storage": sqlite_store}
-    )
+    status, body = call(hot_paths(downstream), "/api/v0/cs/cs-1/auth", headers=headers, state={"storage": sqlite_store})
     assert (status, body) == (200, b'{"securityProfile": 0, "invalidUsernameAllowed": false}\n')
     assert downstream.paths == []
 

@@ -60,6 +60,16 @@ def test_set_token_upserts_by_uid(client):
     assert "visualNumber" not in token
 
 
+def test_the_uid_is_matched_case_insensitively(client):
+    """lookupToken finds a token whatever the case of its uid, and setToken in another case replaces it."""
+    assert_empty(client.post("/token", json=make_token()), 201)
+    assert client.get("/token/deadbeef").json()["uid"] == "DEADBEEF"
+    assert_empty(client.post("/token", json=make_token(uid="deadbeef", valid=False)), 201)
+    token = client.get("/token/DeadBeef").json()
+    assert (token["uid"], token["valid"]) == ("deadbeef", False)
+    assert [t["uid"] for t in client.get("/token").json()] == ["deadbeef"]
+
+
 @pytest.mark.parametrize(
     ("contract_id", "canonical"),
     [

@@ -96,6 +96,4 @@ def test_every_operation_conforms(case: Any) -> None:
 
 def test_stateful_sequences_conform(api_schema: Any) -> None:
     """Sequences that follow the spec's links (register then look up, upload then delete) conform."""
-    api_schema.as_state_machine().run(
-        settings=settings(HYPOTHESIS, stateful_step_count=6)
-    )
+    api_schema.as_state_machine().run(settings=settings(HYPOTHESIS, stateful_step_count=6))

@@ -9,6 +9,7 @@ import logging
 import pytest
 import requests
 
+from maeve_api.ocpi.registration import token_hash
 from tests.api.conftest import assert_empty, assert_status
 
 
@@ -24,14 +25,17 @@ def test_we_register_with_a_strict_emsp(make_instance, make_partner):
     assert_empty(cpo.api.post("/register", json={"token": partner.token_a, "url": partner.versions_url}), 201)
     assert partner.steps == ["versions", "details", "credentials"]
     party = cpo.store.parties.get("NL*EMS")
-    assert (party["outbound_token"], party["inbound_token"]) == (partner.our_token_c, partner.their_token)
+    assert (party["outbound_token"], party["inbound_token_hash"]) == (
+        partner.our_token_c,
+        token_hash(partner.their_token),
+    )
     assert (party["version"], party["token_encoding"]) == ("2.2.1", "base64")
     assert party["versions_url"] == partner.versions_url
     assert {"identifier": "locations", "role": "RECEIVER", "url": f"{partner.base_url}/ocpi/emsp/locations"} in party[
         "endpoints"
     ]
     assert party["roles"][0]["role"] == "EMSP"
-    assert cpo.store.registrations.find(partner.their_token) is None
+    assert cpo.store.registrations.find(token_hash(partner.their_token)) is None
     response = partner.call_cpo("GET", f"{cpo.ocpi_url}/ocpi/2.2.1/locations", partner.their_token)
     assert response.status_code == 200
 
@@ -50,8 +54,8 @@ def test_a_strict_emsp_registers_with_us(make_instance, make_partner):
         {"role": "CPO", "business_details": {"name": "CSMS CPO"}, "party_id": "CPO", "country_code": "GB"}
     ]
     party = cpo.store.parties.get("NL*EMS")
-    assert (party["outbound_token"], party["inbound_token"]) == (partner.our_token_c, answer["token"])
-    assert cpo.store.registrations.find("token-a-for-emsp") is None
+    assert (party["outbound_token"], party["inbound_token_hash"]) == (partner.our_token_c, token_hash(answer["token"]))
+    assert cpo.store.registrations.find(token_hash("token-a-for-emsp")) is None
     assert partner.call_cpo("GET", cpo.versions_url, "token-a-for-emsp").status_code == 401
     assert partner.call_cpo("GET", f"{cpo.ocpi_url}/ocpi/2.2.1/locations", answer["token"]).status_code == 200
     again = partner.call_cpo("POST", f"{cpo.ocpi_url}/ocpi/2.2.1/credentials", answer["token"], answer)
@@ -102,9 +106,9 @@ def test_two_instances_register_with_each_other(make_instance, who_starts):
     assert_empty(response, 201)
     at_first = first.store.parties.get("NL*BBB")
     at_second = second.store.parties.get("GB*AAA")
-    assert at_first["outbound_token"] == at_second["inbound_token"]
-    assert at_second["outbound_token"] == at_first["inbound_token"]
-    assert at_first["outbound_token"] != at_first["inbound_token"]
+    assert token_hash(at_first["outbound_token"]) == at_second["inbound_token_hash"]
+    assert token_hash(at_second["outbound_token"]) == at_first["inbound_token_hash"]
+    assert token_hash(at_first["outbound_token"]) != at_first["inbound_token_hash"]
     assert _token_works(f"{second.ocpi_url}/ocpi/2.2.1/locations", at_first["outbound_token"])
     assert _token_works(f"{first.ocpi_url}/ocpi/2.2.1/locations", at_second["outbound_token"])
     assert not _token_works(f"{receiver.ocpi_url}/ocpi/versions", "shared-token-a")
@@ -135,7 +139,7 @@ def test_a_failed_handshake_is_a_502_and_leaves_nothing(make_instance, make_part
     assert cpo.store.parties.all() == []
     offered = [r.body["token"] for r in partner.received if r.method == "POST"]
     for token in offered:
-        assert cpo.store.registrations.find(token) is None
+        assert cpo.store.registrations.find(token_hash(token)) is None
         assert not _token_works(cpo.versions_url, token)
     if failure == "bad_credentials":
         assert offered

@@ -44,8 +44,8 @@ TOKEN = {
 @pytest.fixture
 def store(tmp_path) -> Iterator[Storage]:
     storage = SqliteStorage(tmp_path / "ocpi.db")
-    storage.registrations.put("pending-a", "PENDING")
-    storage.parties.put(
+    storage.registrations.put(token_hash("pending-a"), "PENDING")
+    storage.parties.create(
         {
             "key": "NL*EMS",
             "roles": [{"role": "EMSP", "country_code": "NL", "party_id": "EMS", "business_details": {"name": "E"}}],
@@ -54,7 +54,6 @@ def store(tmp_path) -> Iterator[Storage]:
             "endpoints": [],
             "outbound_token": "to-emsp",
             "token_encoding": "base64",
-            "inbound_token": PARTY_TOKEN,
             "inbound_token_hash": token_hash(PARTY_TOKEN),
             "registered_at": LOCATION_SCHEMA.load({**LOCATION, "id": "x"})["last_updated"],
         }
@@ -160,7 +159,7 @@ def test_a_partner_that_cannot_be_reached_is_3001(client, store):
     response = client.post("/2.2.1/credentials", json=credentials, headers=auth("pending-a"))
     assert "GET versions" in response.json()["status_message"]
     assert_envelope(response, 502, 3001)
-    assert store.registrations.find("pending-a") is not None
+    assert store.registrations.find(token_hash("pending-a")) is not None
     assert store.parties.find("DE*ABC") is None
 
 
@@ -217,20 +216,17 @@ def test_location_evse_and_connector(client, store):
 
 
 def test_tokens_put_get_patch(client, store):
-    """PUT stores the token in the setToken store (eMAID made canonical), GET returns it, PATCH changes fields."""
+    """PUT stores the token in the setToken store (contract id as sent, its eMAID form for lookups), GET returns
+    it as sent, PATCH changes fields."""
     path = "/2.2.1/tokens/NL/EMS/DEADBEEF"
     assert_envelope(client.put(path, json=TOKEN, headers=auth()), 201, 1000)
     assert_envelope(client.put(path, json=TOKEN, headers=auth()), 200, 1000)
     stored = store.tokens.get("DEADBEEF")
-    assert (stored["contract_id"], stored["cache_mode"]) == ("NLEMS012345678S", "ALLOWED")
+    assert (stored["contract_id"], stored["emaid"], stored["cache_mode"]) == (EMAID, "NLEMS012345678S", "ALLOWED")
     assert stored["language_code"] == "nl"
+    assert store.tokens.find_by_contract_id("NLEMS012345678S")["uid"] == "DEADBEEF"
     data = assert_envelope(client.get(path, headers=auth()), 200, 1000)
-    assert {k: data[k] for k in ("uid", "contract_id", "whitelist", "valid")} == {
-        "uid": "DEADBEEF",
-        "contract_id": "NLEMS012345678S",
-        "whitelist": "ALLOWED",
-        "valid": True,
-    }
+    assert data == TOKEN
     patch = {"valid": False, "last_updated": "2026-01-02T00:00:00Z"}
     assert_envelope(client.patch(path, json=patch, headers=auth()), 200, 1000)
     assert store.tokens.get("DEADBEEF")["valid"] is False
@@ -247,22 +243,28 @@ def test_unknown_tokens_are_404_with_2004(client):
     ("path", "body"),
     [
         ("/2.2.1/tokens/NL/EMS/OTHER", TOKEN),
-        ("/2.2.1/tokens/DE/EMS/DEADBEEF", {**TOKEN, "country_code": "DE"}),
-        ("/2.2.1/tokens/NL/EMS/DEADBEEF", {**TOKEN, "contract_id": "NL-EMS-012345678-X"}),
         ("/2.2.1/tokens/NL/EMS/DEADBEEF", {**TOKEN, "valid": "yes"}),
+        ("/2.2.1/tokens/NL/EMS/DEADBEEF?type=APP_USER", TOKEN),
     ],
 )
 def test_bad_tokens_are_400_with_2001(client, store, path, body):
-    """A body that disagrees with the path, a role the caller lacks, a wrong check digit or type is 2001."""
+    """A body that disagrees with the path or the type parameter, or a wrongly typed field, is 2001."""
     assert_envelope(client.put(path, json=body, headers=auth()), 400, 2001)
     assert store.tokens.find("DEADBEEF") is None
 
 
+def test_a_token_of_a_party_the_caller_is_not_is_403_with_2001(client, store):
+    """PUT under a country and party that are not the caller's is refused, and nothing is stored."""
+    response = client.put("/2.2.1/tokens/DE/EMS/DEADBEEF", json={**TOKEN, "country_code": "DE"}, headers=auth())
+    assert_envelope(response, 403, 2001)
+    assert store.tokens.find("DEADBEEF") is None
+
+
 def test_a_partner_cannot_read_another_partys_token(client, store):
-    """GET of a token under a country and party that are not the caller's is 400 with 2001 and shows nothing."""
+    """GET of a token under a country and party that are not the caller's is 403 with 2001 and shows nothing."""
     store.tokens.put(TOKEN_SCHEMA.load(make_token(countryCode="DE", partyId="ABC", uid="THEIRS")))
     response = client.get("/2.2.1/tokens/DE/ABC/THEIRS", headers=auth())
-    assert_envelope(response, 400, 2001)
+    assert_envelope(response, 403, 2001)
     assert "data" not in response.json() or response.json()["data"] is None
 
 

@@ -55,7 +55,6 @@ async def test_2_0_1_emaid_tokens_are_found_by_their_normalised_contract_id(toke
         assert (await authorize(station, "NL-EMS-999999999", "eMAID"))["status"] == "Unknown"
 
 
-@pytest.mark.xfail(strict=True, reason="token uids are matched case-sensitively by the store")
 async def test_uids_are_matched_case_insensitively(tokens):
     cs_id = tokens.register()
     async with connect(tokens, cs_id, boot=True) as station:

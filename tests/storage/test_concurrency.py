@@ -1,10 +1,13 @@
-"""Concurrent writers on every engine: merges lose nothing and upserts leave one consistent record."""
+"""Concurrent writers on every engine: merges and patches lose nothing, upserts leave one consistent record and
+conditional writes leave a token or an identity to one party."""
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+
+from maeve_api.storage import Conflict
 
 THREADS = 8
 ROUNDS = 5
@@ -97,7 +100,7 @@ def test_concurrent_registrations_of_one_station_leave_one_auth_record(storage):
 def test_concurrent_first_registrations_of_one_token_store_it_once_as_pending(storage):
     """Eight threads storing the same new OCPI token without status leave one PENDING registration."""
     run_together(lambda i: storage.registrations.put("tok-1", None))
-    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": "PENDING"}
+    assert storage.registrations.find("tok-1") == {"token_hash": "tok-1", "status": "PENDING"}
 
 
 def test_concurrent_puts_of_one_location_leave_one_whole_document(storage):
@@ -105,3 +108,60 @@ def test_concurrent_puts_of_one_location_leave_one_whole_document(storage):
     run_together(lambda i: storage.locations.put({"id": "LOC1", "name": f"n{i}", "last_updated": T0}))
     [stored] = storage.locations.page(0, 10)
     assert stored in [{"id": "LOC1", "name": f"n{i}", "last_updated": T0} for i in range(THREADS)]
+
+
+def test_concurrent_patches_of_distinct_fields_lose_none(storage):
+    """Eight threads patching one token, each its own field, all end up in it (compare-and-swap, no lost update)."""
+    fields = [
+        "visual_number",
+        "group_id",
+        "language_code",
+        "issuer",
+        "default_profile_type",
+        "emaid",
+        "valid",
+        "cache_mode",
+    ]
+    values = {"valid": False, "cache_mode": "NEVER", "default_profile_type": "GREEN"}
+    for _ in range(ROUNDS):
+        storage.tokens.put({**make_token(0), "party_id": "TWK"})
+        run_together(
+            lambda i: storage.tokens.patch(
+                "shared", ("gb", "twk"), "RFID", {fields[i]: values.get(fields[i], f"{fields[i]}-{i}")}
+            )
+        )
+        token = storage.tokens.get("SHARED")
+        for i, name in enumerate(fields):
+            assert token[name] == values.get(name, f"{name}-{i}")
+
+
+def test_concurrent_claims_of_one_token_uid_leave_it_to_one_party(storage):
+    """Eight parties creating one uid (in different cases) at once: one creates it, the others are refused."""
+
+    def claim(i):
+        try:
+            return storage.tokens.put_owned({**make_token(i), "uid": "shared" if i % 2 else "SHARED"})
+        except Conflict:
+            return None
+
+    results = run_together(claim)
+    assert results.count(True) == 1 and results.count(None) == THREADS - 1
+    winner = results.index(True)
+    assert storage.tokens.get("Shared")["party_id"] == f"P{winner}"
+
+
+def test_concurrent_registrations_of_one_identity_leave_it_to_one_party(storage):
+    """Eight parties claiming the identity NL/EMS at once: exactly one holds it, the others are refused."""
+
+    def create(i):
+        roles = [{"role": "EMSP", "country_code": "nl" if i % 2 else "NL", "party_id": "EMS", "business_details": {}}]
+        try:
+            storage.parties.create({"key": f"P{i}", "roles": roles, "inbound_token_hash": f"h{i}"})
+        except Conflict:
+            return False
+        return True
+
+    results = run_together(create)
+    assert results.count(True) == 1
+    assert [party["key"] for party in storage.parties.all()] == [f"P{results.index(True)}"]
+    assert storage.parties.find_by_identity("NL", "EMS")["key"] == f"P{results.index(True)}"

@@ -45,7 +45,7 @@ def make_location(location_id="LOC1", last_updated=T0, **overrides):
                         "last_updated": datetime(2024, 2, 29, 23, 59, 59, 999000, tzinfo=UTC),
                     }
                 ],
-                "status_schedule": [[{"period_begin": datetime(2024, 3, 2, 8, 0, tzinfo=CET)}], []],
+                "status_schedule": [{"period_begin": "2024-03-02T08:00:00+01:00", "status": "BLOCKED"}],
                 "last_updated": datetime(2024, 3, 1, 13, 0, 0, 1000, tzinfo=CET),
             }
         ],
@@ -64,26 +64,42 @@ def test_put_then_find_returns_the_whole_nested_document(storage):
     assert storage.locations.find("LOC1") == make_location()
 
 
-def test_datetimes_anywhere_in_the_document_come_back_utc(storage):
-    """Every datetime in the document, however deep and in whatever zone given, comes back tz-aware UTC."""
+def test_the_location_evse_and_connector_timestamps_come_back_utc(storage):
+    """The last_updated of the location, its EVSEs and their connectors, in whatever zone given, come back UTC."""
     storage.locations.put(make_location())
     found = storage.locations.find("LOC1")
     given = datetimes_in(make_location())
     returned = datetimes_in(found)
-    assert len(returned) == len(given) == 4
+    assert len(returned) == len(given) == 3
     for value in returned:
         assert_utc(value)
     assert returned == given
-    assert found["evses"][0]["status_schedule"][0][0]["period_begin"] == datetime(2024, 3, 2, 7, 0, tzinfo=UTC)
+    assert found["evses"][0]["last_updated"] == datetime(2024, 3, 1, 12, 0, 0, 1000, tzinfo=UTC)
+
+
+def test_a_datetime_outside_the_timestamps_is_refused(storage):
+    """A datetime anywhere but at a last_updated raises TypeError on every engine, and nothing is stored."""
+    with pytest.raises(TypeError):
+        storage.locations.put(make_location(opening_times={"exceptional": [T0]}))
+    assert storage.locations.find("LOC1") is None
+
+
+@pytest.mark.parametrize("marker", [{"$date": "x"}, {"$oid": "0123456789ab0123456789ab"}, {"$numberLong": "1"}])
+def test_extended_json_keys_in_a_location_stay_data(storage, marker):
+    """A key that extended JSON would decode is stored and returned as plain data."""
+    storage.locations.put(make_location(opening_times={"note": marker}))
+    assert storage.locations.get("LOC1")["opening_times"] == {"note": marker}
 
 
 def test_datetimes_are_truncated_to_milliseconds(storage):
     """Microseconds below a millisecond are dropped, at the top level and nested."""
     precise = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-    storage.locations.put(make_location(last_updated=precise, opening_times={"exceptional": [precise]}))
+    location = make_location(last_updated=precise)
+    location["evses"][0]["connectors"][0]["last_updated"] = precise
+    storage.locations.put(location)
     found = storage.locations.get("LOC1")
     expected = datetime(2024, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
-    assert (found["last_updated"], found["opening_times"]) == (expected, {"exceptional": [expected]})
+    assert (found["last_updated"], found["evses"][0]["connectors"][0]["last_updated"]) == (expected, expected)
 
 
 def test_put_replaces_the_location_by_id(storage):

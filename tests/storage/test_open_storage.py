@@ -69,7 +69,7 @@ def test_sqlite_data_persists_across_close_and_reopen(opened, tmp_path):
     assert second.charge_stations.find_trigger("cs001") == {"message": "Heartbeat", "status": "Pending"}
     assert second.tokens.find("DEADBEEF") == TOKEN
     assert second.certificates.find("hash") == {"hash": "hash", "pem": "pem"}
-    assert second.registrations.find("tok-1") == {"token": "tok-1", "status": "REGISTERED"}
+    assert second.registrations.find("tok-1") == {"token_hash": "tok-1", "status": "REGISTERED"}
     location = {"id": "LOC1", "last_updated": TOKEN["last_updated"], "evses": [{"uid": "É"}]}
     assert second.locations.find("LOC1") == location
 
@@ -100,7 +100,7 @@ def test_mongodb_url_without_a_path_uses_the_maeve_database(opened, nx_server, n
         storage.registrations.put("tok-1", None)
         assert isinstance(storage, MongoStorage)
         assert storage.db.name == "maeve"
-        assert opened(f"{nx_server}/maeve").registrations.find("tok-1") == {"token": "tok-1", "status": "PENDING"}
+        assert opened(f"{nx_server}/maeve").registrations.find("tok-1") == {"token_hash": "tok-1", "status": "PENDING"}
     finally:
         nx_client.drop_database("maeve")
 

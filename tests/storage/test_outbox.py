@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+from maeve_api.ocpi.registration import token_hash
 from maeve_api.storage import push_id
 from maeve_api.storage.sqlite import SqliteStorage
 
@@ -107,7 +108,10 @@ def test_a_version_1_sqlite_database_gains_the_outbox_and_keeps_its_data(tmp_pat
         connection.execute("PRAGMA user_version = 1")
     storage = SqliteStorage(path)
     try:
-        assert storage.registrations.find("kept") == {"token": "kept", "status": "REGISTERED"}
+        assert storage.registrations.find(token_hash("kept")) == {
+            "token_hash": token_hash("kept"),
+            "status": "REGISTERED",
+        }
         storage.pushes.enqueue("NL*EMS", "loc1", T0)
         assert [entry["id"] for entry in storage.pushes.all()] == ["NL*EMS/loc1"]
         assert storage.parties.all() == []

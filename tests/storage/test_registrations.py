@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 
 def test_put_without_status_stores_a_new_token_as_pending(storage):
     """put(token, None) for a new token stores it with status PENDING."""
     storage.registrations.put("tok-1", None)
-    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": "PENDING"}
+    assert storage.registrations.find("tok-1") == {"token_hash": "tok-1", "status": "PENDING"}
 
 
 @pytest.mark.parametrize("status", ["PENDING", "REGISTERED"])
@@ -17,23 +19,23 @@ def test_put_without_status_keeps_an_existing_status(storage, status):
     storage.registrations.put("tok-1", status)
     storage.registrations.put("tok-1", None)
     storage.registrations.put("tok-1", None)
-    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": status}
+    assert storage.registrations.find("tok-1") == {"token_hash": "tok-1", "status": status}
 
 
 @pytest.mark.parametrize("status", ["PENDING", "REGISTERED"])
 def test_put_with_status_stores_it_for_a_new_token(storage, status):
     """put(token, status) for a new token stores that status."""
     storage.registrations.put("tok-1", status)
-    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": status}
+    assert storage.registrations.find("tok-1") == {"token_hash": "tok-1", "status": status}
 
 
 def test_put_with_status_changes_an_existing_status(storage):
     """put(token, status) sets the status of a stored token, in either direction."""
     storage.registrations.put("tok-1", None)
     storage.registrations.put("tok-1", "REGISTERED")
-    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": "REGISTERED"}
+    assert storage.registrations.find("tok-1") == {"token_hash": "tok-1", "status": "REGISTERED"}
     storage.registrations.put("tok-1", "PENDING")
-    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": "PENDING"}
+    assert storage.registrations.find("tok-1") == {"token_hash": "tok-1", "status": "PENDING"}
 
 
 def test_registrations_of_other_tokens_stay_apart(storage):
@@ -41,8 +43,8 @@ def test_registrations_of_other_tokens_stay_apart(storage):
     storage.registrations.put("tok-1", "REGISTERED")
     storage.registrations.put("tok-2", None)
     storage.registrations.put("TOK-1", "PENDING")
-    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": "REGISTERED"}
-    assert storage.registrations.find("tok-2") == {"token": "tok-2", "status": "PENDING"}
+    assert storage.registrations.find("tok-1") == {"token_hash": "tok-1", "status": "REGISTERED"}
+    assert storage.registrations.find("tok-2") == {"token_hash": "tok-2", "status": "PENDING"}
 
 
 def test_find_of_an_unknown_token_is_none(storage):
@@ -57,7 +59,7 @@ def test_remove_deletes_the_registration(storage):
     storage.registrations.put("tok-2", "REGISTERED")
     storage.registrations.remove("tok-1")
     assert storage.registrations.find("tok-1") is None
-    assert storage.registrations.find("tok-2") == {"token": "tok-2", "status": "REGISTERED"}
+    assert storage.registrations.find("tok-2") == {"token_hash": "tok-2", "status": "REGISTERED"}
 
 
 def test_remove_is_idempotent(storage):
@@ -74,7 +76,7 @@ def test_put_after_remove_starts_again_as_pending(storage):
     storage.registrations.put("tok-1", "REGISTERED")
     storage.registrations.remove("tok-1")
     storage.registrations.put("tok-1", None)
-    assert storage.registrations.find("tok-1") == {"token": "tok-1", "status": "PENDING"}
+    assert storage.registrations.find("tok-1") == {"token_hash": "tok-1", "status": "PENDING"}
 
 
 def test_registrations_page_in_key_order(storage):
@@ -84,3 +86,25 @@ def test_registrations_page_in_key_order(storage):
     assert [r["status"] for r in storage.registrations.page(0, 10)] == ["PENDING", "REGISTERED", "PENDING"]
     assert len(storage.registrations.page(1, 1)) == 1
     assert storage.registrations.page(3, 10) == []
+
+
+def test_identity_and_expiry_are_stored_and_kept(storage):
+    """The identity and expiry given are stored; a later put without them keeps them."""
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
+    storage.registrations.put("tok-1", "REGISTERED", ("nl", "EMS"), expires)
+    storage.registrations.put("tok-1", None)
+    assert storage.registrations.find("tok-1") == {
+        "token_hash": "tok-1",
+        "status": "REGISTERED",
+        "country_code": "nl",
+        "party_id": "EMS",
+        "expires_at": expires,
+    }
+
+
+def test_an_expired_registration_is_never_found(storage):
+    """A registration whose expires_at has passed is not found, as if it had been removed."""
+    storage.registrations.put("tok-1", "PENDING", expires_at=datetime.now(UTC) - timedelta(milliseconds=1))
+    storage.registrations.put("tok-2", "PENDING", expires_at=datetime.now(UTC) + timedelta(minutes=1))
+    assert storage.registrations.find("tok-1") is None
+    assert storage.registrations.find("tok-2")["status"] == "PENDING"

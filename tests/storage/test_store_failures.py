@@ -109,7 +109,7 @@ def test_sqlite_writes_to_a_read_only_file_raise_storage_unavailable_until_it_is
                     worker.submit(write).result()
             with ThreadPoolExecutor(1) as reader:
                 found = reader.submit(storage.registrations.find, "tok-1").result()
-            assert found == {"token": "tok-1", "status": "REGISTERED"}
+            assert found == {"token_hash": "tok-1", "status": "REGISTERED"}
         for write in writes(storage):
             worker.submit(write).result()
         assert storage.charge_stations.settings("cs001") == [SETTING]

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from maeve_api.storage import NotFound
-from tests.storage.conftest import CODE_POINT_KEYS, assert_not_found, assert_utc, make_token
+from maeve_api.storage import Conflict, NotFound
+from tests.storage.conftest import assert_not_found, assert_utc, make_token
 
 OPTIONAL = {"visual_number": "V-0001", "group_id": "fleet-7", "language_code": "de"}
 
@@ -53,7 +53,16 @@ def test_undocumented_keys_are_not_stored(storage):
 def test_find_of_an_unknown_uid_is_none(storage):
     """find returns None for a uid that was never stored."""
     storage.tokens.put(make_token())
-    assert storage.tokens.find("deadbeef") is None
+    assert storage.tokens.find("DEADBEEF0") is None
+
+
+def test_uids_are_matched_case_insensitively(storage):
+    """find and get match the uid in any case; a put under another case replaces the token, keeping the new uid."""
+    storage.tokens.put(make_token(uid="DeadBeef"))
+    assert storage.tokens.find("deadbeef") == make_token(uid="DeadBeef")
+    assert storage.tokens.get("DEADBEEF")["uid"] == "DeadBeef"
+    storage.tokens.put(make_token(uid="deadbeef", valid=False))
+    assert storage.tokens.page(0, 10) == [make_token(uid="deadbeef", valid=False)]
 
 
 def test_get_returns_the_token(storage):
@@ -79,11 +88,12 @@ def test_last_updated_comes_back_utc_at_millisecond_precision(storage):
     assert storage.tokens.page(0, 1)[0]["last_updated"] == last_updated
 
 
-def test_page_orders_by_uid_in_code_point_order(storage):
-    """page() sorts uids by code point: digits, upper case, lower case, then non-ASCII."""
-    for uid in CODE_POINT_KEYS:
+def test_page_orders_by_canonical_uid_in_code_point_order(storage):
+    """page() sorts uids by their upper-case form in code-point order, whatever case they were stored in."""
+    uids = ("b", "A", "0", "10", "9", "Z", "a b", "a-b", "~", "_x")
+    for uid in uids:
         storage.tokens.put(make_token(uid=uid))
-    assert [token["uid"] for token in storage.tokens.page(0, 100)] == sorted(CODE_POINT_KEYS)
+    assert [token["uid"] for token in storage.tokens.page(0, 100)] == sorted(uids, key=str.upper)
 
 
 def test_page_returns_whole_tokens(storage):
@@ -135,3 +145,55 @@ def test_find_by_contract_id_finds_the_token_of_that_emaid(storage):
     assert storage.tokens.find_by_contract_id("GBTWK012345678V")["uid"] == "A"
     assert storage.tokens.find_by_contract_id("NLEMS000000001X")["uid"] == "C"
     assert storage.tokens.find_by_contract_id("GBTWK999999999X") is None
+def test_put_owned_creates_then_replaces_for_the_same_owner_and_type(storage):
+    """put_owned creates a new token (True), then replaces it for the same owner in any case (False)."""
+    assert storage.tokens.put_owned(make_token(uid="r9card")) is True
+    assert storage.tokens.put_owned(make_token(uid="R9CARD", country_code="gb", party_id="twk", valid=False)) is False
+    assert storage.tokens.get("r9card") == make_token(uid="R9CARD", country_code="gb", party_id="twk", valid=False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [({"country_code": "FR", "party_id": "AT9"}, "belongs to another party"), ({"type": "APP_USER"}, "type RFID")],
+)
+def test_put_owned_refuses_another_owner_or_type_and_writes_nothing(storage, overrides, reason):
+    """A token of another party or type under the same uid (in any case) is a Conflict, and nothing changes."""
+    storage.tokens.put(make_token(uid="r9card"))
+    with pytest.raises(Conflict) as raised:
+        storage.tokens.put_owned(make_token(uid="R9CARD", valid=False, **overrides))
+    assert (raised.value.kind, raised.value.key) == ("token", "R9CARD")
+    assert reason in raised.value.reason
+    assert storage.tokens.get("r9card") == make_token(uid="r9card")
+
+
+def test_patch_changes_only_the_given_fields(storage):
+    """patch sets the changes (None removes an optional field) and keeps the rest; it returns the result."""
+    storage.tokens.put(make_token(visual_number="V1", group_id="G1"))
+    patched = storage.tokens.patch("deadbeef", ("gb", "twk"), "RFID", {"valid": False, "visual_number": None})
+    expected = make_token(valid=False, group_id="G1")
+    assert patched == expected
+    assert storage.tokens.get("DEADBEEF") == expected
+
+
+@pytest.mark.parametrize(("owner", "token_type"), [(("FR", "AT9"), "RFID"), (("GB", "TWK"), "APP_USER")])
+def test_patch_of_another_owner_or_type_is_not_found(storage, owner, token_type):
+    """patch finds no token of another owner or type, and changes nothing."""
+    storage.tokens.put(make_token())
+    with pytest.raises(NotFound):
+        storage.tokens.patch("DEADBEEF", owner, token_type, {"valid": False})
+    assert storage.tokens.get("DEADBEEF") == make_token()
+
+
+def test_find_by_contract_id_uses_the_normalised_emaid(storage):
+    """find_by_contract_id finds the token by its emaid, whatever its contract_id as sent; None when unknown."""
+    storage.tokens.put(make_token(uid="A1", contract_id="nl-ems-c12345678", emaid="NLEMSC12345678O"))
+    storage.tokens.put(make_token(uid="A2", contract_id="not an emaid"))
+    assert storage.tokens.find_by_contract_id("NLEMSC12345678O")["uid"] == "A1"
+    assert storage.tokens.find_by_contract_id("not an emaid") is None
+
+
+def test_ocpi_fields_are_kept(storage):
+    """energy_contract and default_profile_type are stored and come back as given."""
+    token = make_token(energy_contract={"supplier_name": "Green", "contract_id": "E1"}, default_profile_type="GREEN")
+    storage.tokens.put(token)
+    assert storage.tokens.get("DEADBEEF") == token
