@@ -455,15 +455,8 @@ class MongoRegistrationRepository(RegistrationRepository):
 
     def find(self, token_hash: str) -> Document | None:
         with self._db.operation():
-            stored = self._registrations.find_one({"_id": token_hash})
-        if stored is None or (stored.get("expires_at") is not None and stored["expires_at"] <= _millis(docs.now())):
-            return None
-        found: Document = {"token_hash": stored["_id"], "status": stored["status"]}
-        if stored.get("country_code") is not None:
-            found["country_code"], found["party_id"] = stored["country_code"], stored["party_id"]
-        if stored.get("expires_at") is not None:
-            found["expires_at"] = DatetimeMS(stored["expires_at"]).as_datetime(_UTC_CODEC)
-        return found
+            stored = self._registrations.find_one({"_id": token_hash, **_unexpired()})
+        return None if stored is None else _registration(stored)
 
     def remove(self, token_hash: str) -> None:
         with self._db.operation():
@@ -474,8 +467,24 @@ class MongoRegistrationRepository(RegistrationRepository):
         if limit == 0:  # Mongo reads limit(0) as "no limit"
             return []
         with self._db.operation():
-            found = list(self._registrations.find().sort([("_id", ASCENDING)]).skip(offset).limit(limit))
-        return [{"token": stored["_id"], "status": stored.get("status")} for stored in found]
+            found = list(
+                self._registrations.find(_unexpired()).sort([("_id", ASCENDING)]).skip(offset).limit(limit)
+            )
+        return [_registration(stored) for stored in found]
+
+
+def _unexpired() -> Document:
+    """The filter of registrations that have not expired (absent ``expires_at``: never)."""
+    return {"$or": [{"expires_at": None}, {"expires_at": {"$gt": _millis(docs.now())}}]}
+
+
+def _registration(stored: Mapping[str, Any]) -> Document:
+    found: Document = {"token_hash": stored["_id"], "status": stored["status"]}
+    if stored.get("country_code") is not None:
+        found["country_code"], found["party_id"] = stored["country_code"], stored["party_id"]
+    if stored.get("expires_at") is not None:
+        found["expires_at"] = DatetimeMS(stored["expires_at"]).as_datetime(_UTC_CODEC)
+    return found
 
 
 class MongoLocationRepository(LocationRepository):

@@ -9,7 +9,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -676,22 +676,32 @@ class SqliteRegistrationRepository(RegistrationRepository):
         )
 
     def find(self, token_hash: str) -> Document | None:
-        row = self._db.fetch_one(
-            """SELECT token_hash, status, country_code, party_id, expires_at FROM ocpi_registrations
-               WHERE token_hash = ? AND (expires_at IS NULL OR expires_at > ?)""",
-            (token_hash, _millis(docs.now())),
-        )
-        if row is None:
-            return None
-        found: Document = {"token_hash": row[0], "status": row[1]}
-        if row[2] is not None:
-            found["country_code"], found["party_id"] = row[2], row[3]
-        if row[4] is not None:
-            found["expires_at"] = _datetime(row[4])
-        return found
+        row = self._db.fetch_one(f"{_REGISTRATION_SELECT} AND token_hash = ?", (_millis(docs.now()), token_hash))
+        return None if row is None else _registration(row)
 
     def remove(self, token_hash: str) -> None:
         self._db.execute("DELETE FROM ocpi_registrations WHERE token_hash = ?", (token_hash,))
+
+    def page(self, offset: int, limit: int) -> list[Document]:
+        docs.check_page(offset, limit)
+        rows = self._db.fetch_all(
+            f"{_REGISTRATION_SELECT} ORDER BY token_hash LIMIT ? OFFSET ?", (_millis(docs.now()), limit, offset)
+        )
+        return [_registration(row) for row in rows]
+
+
+#: The registrations that have not expired (NULL ``expires_at``: never), given the time now in milliseconds.
+_REGISTRATION_SELECT = """SELECT token_hash, status, country_code, party_id, expires_at FROM ocpi_registrations
+    WHERE (expires_at IS NULL OR expires_at > ?)"""
+
+
+def _registration(row: Sequence[Any]) -> Document:
+    found: Document = {"token_hash": row[0], "status": row[1]}
+    if row[2] is not None:
+        found["country_code"], found["party_id"] = row[2], row[3]
+    if row[4] is not None:
+        found["expires_at"] = _datetime(row[4])
+    return found
 
 
 _LOCATION_TIMES = docs.LOCATION_TIMES
@@ -763,7 +773,7 @@ class SqliteLocationRepository(LocationRepository):
             f"SELECT document FROM locations{where} ORDER BY last_updated, id LIMIT ? OFFSET ?",
             (*parameters, limit, offset),
         )
-        return [_location(row[0]) for row in rows]
+        return [_load(row[0], _LOCATION_TIMES) for row in rows]
 
     def count(self, date_from: datetime | None = None, date_to: datetime | None = None) -> int:
         where, parameters = _updated_between(date_from, date_to)

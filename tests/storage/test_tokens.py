@@ -137,14 +137,6 @@ def test_page_rejects_negative_offset_or_limit(storage, offset, limit):
         storage.tokens.page(offset, limit)
 
 
-def test_find_by_contract_id_finds_the_token_of_that_emaid(storage):
-    """find_by_contract_id returns the token with that normalised eMAID (the lowest uid of several), else None."""
-    storage.tokens.put(make_token(uid="B", contract_id="GBTWK012345678V"))
-    storage.tokens.put(make_token(uid="A", contract_id="GBTWK012345678V"))
-    storage.tokens.put(make_token(uid="C", contract_id="NLEMS000000001X"))
-    assert storage.tokens.find_by_contract_id("GBTWK012345678V")["uid"] == "A"
-    assert storage.tokens.find_by_contract_id("NLEMS000000001X")["uid"] == "C"
-    assert storage.tokens.find_by_contract_id("GBTWK999999999X") is None
 def test_put_owned_creates_then_replaces_for_the_same_owner_and_type(storage):
     """put_owned creates a new token (True), then replaces it for the same owner in any case (False)."""
     assert storage.tokens.put_owned(make_token(uid="r9card")) is True
