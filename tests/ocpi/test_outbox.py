@@ -38,7 +38,6 @@ def _party(receiver: str, key: str = KEY) -> dict:
         "endpoints": [{"identifier": "locations", "role": "RECEIVER", "url": f"{receiver}/locations"}],
         "outbound_token": "token-c-of-the-partner",
         "token_encoding": "base64",
-        "inbound_token": "token-the-partner-calls-us-with",
         "inbound_token_hash": token_hash("token-the-partner-calls-us-with"),
         "registered_at": utc_now(),
     }
@@ -84,7 +83,7 @@ def test_a_stale_push_never_overwrites_a_newer_one(make_storage, receiver, setti
 
     partner = receiver(answer)
     store = make_storage(engine)
-    store.parties.put(_party(partner.url))
+    store.parties.create(_party(partner.url))
     slow = replace(settings, push_lease_seconds=1.0, ocpi_call_deadline_seconds=0.6, ocpi_read_timeout=0.5)
     worker_a, worker_b = Publisher(store, slow), Publisher(store, slow)
     _publish(store, "version 1")
@@ -113,7 +112,7 @@ def test_a_4xx_is_final_for_that_revision_and_recorded(make_storage, receiver, s
     (shortened) are recorded, and the final failure is counted; a new revision is pushed again."""
     partner = receiver(lambda _request: Reply(422, body=ocpi_answer(None, 2001, "latitude: too long " + "x" * 500)))
     store = make_storage(engine)
-    store.parties.put(_party(partner.url))
+    store.parties.create(_party(partner.url))
     before = _failures(KEY, "refused")
     _publish(store, "version 1")
     publisher = Publisher(store, settings)
@@ -138,7 +137,7 @@ def test_5xx_408_and_429_are_retried(make_storage, receiver, settings, status):
     """A server error, a request timeout or too many requests keeps the push queued, with its attempt counted."""
     partner = receiver(lambda _request: Reply(status, body=ocpi_answer(None, 3000, "busy")))
     store = make_storage("sqlite")
-    store.parties.put(_party(partner.url))
+    store.parties.create(_party(partner.url))
     _publish(store, "version 1")
     publisher = Publisher(store, settings)
     publisher.deliver_due()
@@ -152,7 +151,7 @@ def test_a_push_failing_for_a_day_is_given_up(make_storage, receiver, settings):
     """Retries with back-off stop 24 hours after the first failure of a revision; the give-up is counted."""
     partner = receiver(lambda _request: Reply(503, body=b"down"))
     store = make_storage("sqlite")
-    store.parties.put(_party(partner.url))
+    store.parties.create(_party(partner.url))
     _publish(store, "version 1")
     start = utc_now()
     now = [start]
@@ -177,7 +176,7 @@ def test_a_partner_url_on_loopback_is_never_pushed_to(make_storage, receiver, tm
     push is given up as refused."""
     partner = receiver(lambda _request: Reply(200, body=ocpi_answer()))
     store = make_storage("sqlite")
-    store.parties.put(_party(partner.url))
+    store.parties.create(_party(partner.url))
     strict = replace(
         Settings(database_url=f"sqlite:///{tmp_path}/x.db"), **{**FAST, "ocpi_allow_private_networks": False}
     )
@@ -218,7 +217,7 @@ def test_the_operator_reads_back_locations_and_parties(make_instance, make_partn
     assert cpo.api.get("/party", params={"offset": 1, "limit": 1}).json() == [registration]
     assert cpo.api.get("/party", params={"offset": 2}).json() == []
     stored = cpo.store.parties.get(KEY)
-    for secret in (partner.token_a, "token-a-waiting", stored["outbound_token"], stored["inbound_token"]):
+    for secret in (partner.token_a, "token-a-waiting", stored["outbound_token"], partner.their_token):
         assert secret not in listed.text
         assert token_hash(secret) not in listed.text
     assert stored["inbound_token_hash"] not in listed.text
