@@ -35,18 +35,18 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         if _CONTROL.search(scope["path"]):
-            raise RefusedRequest(404, "the path contains control characters")
+            raise RefusedRequest(404, "path: must not contain control characters")
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
         if length is not None:
             if not length.isdigit():
-                raise RefusedRequest(400, "Content-Length is not a number")
+                raise RefusedRequest(400, "Content-Length: must be a number")
             if int(length) > self.max_body_bytes:
                 raise self._too_large()
         has_body = chunked or (length is not None and int(length) > 0)
         if has_body and b"content-type" not in headers:
-            raise RefusedRequest(415, "the request has a body but no Content-Type; send application/json")
+            raise RefusedRequest(415, "Content-Type: is required with a body; send application/json")
         if chunked and length is None:
             body = await self._read_body(receive)
             # In place: the router records the matched operation in this same scope for the request log.
@@ -55,7 +55,7 @@ class RequestGuard:
         await self.app(scope, receive, send)
 
     def _too_large(self) -> RefusedRequest:
-        return RefusedRequest(413, f"the request body is larger than {self.max_body_bytes} bytes")
+        return RefusedRequest(413, f"body: must be at most {self.max_body_bytes} bytes")
 
     async def _read_body(self, receive: Receive) -> bytes:
         """The whole request body, refused with 413 as soon as it passes the limit."""
@@ -64,7 +64,7 @@ class RequestGuard:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                raise RefusedRequest(400, "the client disconnected before sending the whole body")
+                raise RefusedRequest(400, "body: ended before it was complete")
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > self.max_body_bytes:

@@ -35,7 +35,7 @@ def _owned(caller: Mapping[str, Any], storage: Storage, country_code: str, party
     party = storage.parties.find(key)
     roles = {(r["country_code"].upper(), r["party_id"].upper()) for r in (party or {}).get("roles", [])}
     if (country_code.upper(), party_id.upper()) not in roles:
-        raise InvalidParameters(f"the token belongs to {country_code}/{party_id}, which is not one of your roles")
+        raise InvalidParameters("country_code, party_id: must be one of your roles")
 
 
 def _ocpi_token(stored: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,14 +71,14 @@ def put_token(storage: Storage, caller: Mapping[str, Any], path: Mapping[str, st
     """
     for key in _KEYS:
         if str(token[key]).upper() != path[key].upper():
-            raise InvalidParameters(f"{key} of the body ({token[key]!r}) differs from the path ({path[key]!r})")
+            raise InvalidParameters(f"{key}: must be the same in the body as in the path")
     _owned(caller, storage, path["country_code"], path["party_id"])
     existing = storage.tokens.find(path["uid"])
     if existing is not None and (existing["country_code"].upper(), existing["party_id"].upper()) != (
         path["country_code"].upper(),
         path["party_id"].upper(),
     ):
-        raise InvalidParameters(f"token {path['uid']!r} belongs to another party")
+        raise InvalidParameters("uid: the token belongs to another party")
     storage.tokens.put(TOKEN.load({_WIRE[k]: v for k, v in token.items() if k in _WIRE}))
     return existing is None
 
@@ -92,7 +92,7 @@ def patch_token(
     stored = _stored(storage, path["country_code"], path["party_id"], path["uid"])
     for key in _KEYS:
         if key in changes and str(changes[key]).upper() != path[key].upper():
-            raise InvalidParameters(f"{key} cannot be changed by PATCH")
+            raise InvalidParameters(f"{key}: cannot be changed by PATCH")
     current = TOKEN.dump(stored)
     current.pop("lastUpdated", None)
     current.update({_WIRE[k]: v for k, v in changes.items() if k in _WIRE and k not in _KEYS})

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import schemathesis
 
-from maeve_api.emaid import normalize_emaid
 from maeve_api.app import load_spec
+from maeve_api.emaid import normalize_emaid
 from maeve_api.ocpi.app import OCPI_SPEC, create_ocpi_app
 from maeve_api.settings import Settings
 from maeve_api.storage.sqlite import SqliteStorage

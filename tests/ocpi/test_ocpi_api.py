@@ -284,3 +284,25 @@ def test_the_ocpi_listener_serves_probes_and_metrics(client):
     assert metrics.status_code == 200
     labels = {"listener": "ocpi", "operation": "getVersions", "method": "GET", "status": "200"}
     assert sample(metrics.text, "maeve_http_requests_total", **labels) >= 1
+
+
+def test_status_messages_name_the_field_and_repeat_no_value(client, store):
+    """OCPI status messages follow the ``field: rule`` style and never repeat the ids or values sent."""
+    _locations(store, 1)
+    messages = {
+        "location": client.get("/2.2.1/locations/SECRET-LOCATION", headers=auth()),
+        "evse": client.get("/2.2.1/locations/loc00/SECRET-EVSE", headers=auth()),
+        "token": client.get("/2.2.1/tokens/NL/EMS/SECRET-UID", headers=auth()),
+        "body": client.put(
+            "/2.2.1/tokens/NL/EMS/DEADBEEF", json={**TOKEN, "valid": "SECRET", "issuer": None}, headers=auth()
+        ),
+        "method": client.post("/2.2.1/locations/SECRET-LOCATION", headers=auth()),
+    }
+    texts = {name: response.json()["status_message"] for name, response in messages.items()}
+    assert texts == {
+        "location": "location_id: no such location",
+        "evse": "evse_uid: the location has no such EVSE",
+        "token": "token_uid: no such token",
+        "body": "issuer: must be a string; valid: must be true or false",
+        "method": "method: POST is not allowed here; allowed: GET, HEAD",
+    }
