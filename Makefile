@@ -15,7 +15,7 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 
 run: $(VENV)/.installed
 	mkdir -p var
-	$(BIN)/gunicorn -c python:maeve_api.gunicorn_conf maeve_api.asgi:app
+	$(BIN)/maeve-api serve
 
 test: $(VENV)/.installed
 	$(BIN)/pytest

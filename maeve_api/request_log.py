@@ -33,12 +33,41 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class NoColour(logging.Filter):
+    """Drops uvicorn's ``color_message``, a copy of the message with ANSI colour codes, from every record.
+
+    The JSON formatter writes every extra attribute of a record, and terminal escapes have no place in it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("color_message", None)
+        return True
+
+
+class ClosedSocketNoise(logging.Filter):
+    """Drops gunicorn's "Error while closing socket [Errno 9]" from a worker's clean shutdown.
+
+    On shutdown uvicorn's server closes the listening sockets it served through asyncio, then calls
+    ``close()`` on gunicorn's socket wrappers too (uvicorn.Server.shutdown), whose descriptors are then
+    already closed: gunicorn's ``BaseSocket.close`` logs the EBADF it gets. Any other close error is kept.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.msg == "Error while closing socket %s" and any("[Errno 9]" in str(arg) for arg in record.args or ())
+        )
+
+
 def logging_config(level: str) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` writing every record as one JSON line on stderr."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": RequestIdFilter}},
+        "filters": {
+            "request_id": {"()": RequestIdFilter},
+            "no_colour": {"()": NoColour},
+            "closed_socket": {"()": ClosedSocketNoise},
+        },
         "formatters": {
             "json": {
                 "()": "pythonjsonlogger.json.JsonFormatter",
@@ -52,12 +81,17 @@ def logging_config(level: str) -> dict[str, Any]:
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "json",
-                "filters": ["request_id"],
+                "filters": ["request_id", "no_colour"],
             }
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
         "loggers": {
-            "gunicorn.error": {"level": level.upper(), "handlers": ["stderr"], "propagate": False},
+            "gunicorn.error": {
+                "level": level.upper(),
+                "handlers": ["stderr"],
+                "propagate": False,
+                "filters": ["closed_socket"],
+            },
             # Every request is logged once, by RequestLog.
             "gunicorn.access": {"handlers": [], "propagate": False},
             "uvicorn.access": {"handlers": [], "propagate": False},

@@ -6,6 +6,8 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_DATABASE_URL = "sqlite:///var/maeve.db"
@@ -28,7 +30,8 @@ class Settings:
     validate_responses: bool = False
     log_level: str = "info"
     #: Where partners reach the OCPI listener; our versions URL is this plus ``/ocpi/versions``.
-    ocpi_external_url: str = "http://localhost:9411"
+    #: Empty means ``http://localhost:<ocpi_port>``.
+    ocpi_external_url: str = ""
     ocpi_country_code: str = "GB"
     ocpi_party_id: str = "TWK"
     ocpi_business_name: str = "MaEVe"
@@ -45,6 +48,10 @@ class Settings:
     push_backoff_max_seconds: float = 600.0
 
     def __post_init__(self) -> None:
+        if not self.ocpi_external_url:
+            object.__setattr__(self, "ocpi_external_url", f"http://localhost:{self.ocpi_port}")
+        if self.api_port == self.ocpi_port:
+            raise SettingsError(f"MAEVE_API_PORT and MAEVE_OCPI_PORT must differ; both are {self.api_port}")
         if not self.database_url.startswith(("sqlite:", "mongodb:", "mongodb+srv:")):
             raise SettingsError("MAEVE_DATABASE_URL must start with sqlite:, mongodb: or mongodb+srv:")
         if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", self.ocpi_external_url):
@@ -63,6 +70,50 @@ class Settings:
             raise SettingsError(
                 f"MAEVE_OCPI_TIME_ZONE must be an IANA time zone such as Europe/London, got {self.ocpi_time_zone!r}"
             ) from None
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file of a ``sqlite:`` URL (relative to the working directory), else None."""
+        if not self.database_url.startswith("sqlite:"):
+            return None
+        from maeve_api.storage.sqlite import path_from_url
+
+        try:
+            return Path(path_from_url(self.database_url))
+        except ValueError as exc:
+            raise SettingsError(f"MAEVE_DATABASE_URL: {exc}") from None
+
+    @property
+    def store_description(self) -> str:
+        """Which store is used, safe to log: the SQLite file, or MongoDB's hosts and database without
+        credentials or options."""
+        path = self.sqlite_path
+        if path is not None:
+            return f"sqlite:{path.resolve()}"
+        parts = urlsplit(self.database_url)
+        hosts = parts.netloc.rsplit("@", 1)[-1]
+        return f"{parts.scheme}://{hosts}/{parts.path.lstrip('/') or 'maeve'}"
+
+    def check_store(self) -> None:
+        """Raise SettingsError if the SQLite database's directory does not exist; nothing is created."""
+        path = self.sqlite_path
+        if path is not None and not path.parent.is_dir():
+            raise SettingsError(
+                f"MAEVE_DATABASE_URL names a SQLite file in {str(path.parent)!r}, which is not an existing directory"
+            )
+
+    def summary(self) -> dict[str, object]:
+        """What the service runs with, safe to log: the store without credentials, each listener's address
+        and the OCPI versions URL we advertise."""
+        return {
+            "store": self.store_description,
+            "listeners": {
+                "api": f"http://{self.host}:{self.api_port}",
+                "ocpi": f"http://{self.host}:{self.ocpi_port}",
+            },
+            "ocpi_versions_url": f"{self.ocpi_external_url.rstrip('/')}/ocpi/versions",
+            "workers": self.workers,
+        }
 
     @property
     def redacted_database_url(self) -> str:
@@ -93,7 +144,7 @@ class Settings:
             max_body_bytes=_int(env, "MAEVE_MAX_BODY_BYTES", defaults.max_body_bytes, 1024, 64 * 1024 * 1024),
             validate_responses=_bool(env, "MAEVE_VALIDATE_RESPONSES", defaults.validate_responses),
             log_level=_choice(env, "MAEVE_LOG_LEVEL", defaults.log_level, ("debug", "info", "warning", "error")),
-            ocpi_external_url=env.get("MAEVE_OCPI_EXTERNAL_URL") or defaults.ocpi_external_url,
+            ocpi_external_url=env.get("MAEVE_OCPI_EXTERNAL_URL", ""),
             ocpi_country_code=env.get("MAEVE_OCPI_COUNTRY_CODE") or defaults.ocpi_country_code,
             ocpi_party_id=env.get("MAEVE_OCPI_PARTY_ID") or defaults.ocpi_party_id,
             ocpi_business_name=env.get("MAEVE_OCPI_BUSINESS_NAME") or defaults.ocpi_business_name,
