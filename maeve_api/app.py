@@ -23,7 +23,7 @@ from maeve_api.metrics import InstrumentedStorage, add_metrics
 from maeve_api.middleware import RequestGuard
 from maeve_api.probes import add_probes
 from maeve_api.problems import AllowedMethods, register_error_handlers
-from maeve_api.request_log import RequestLog
+from maeve_api.request_log import OperationFinder, RequestLog
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, open_storage
 from maeve_api.validation import VALIDATORS
@@ -129,7 +129,11 @@ def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None
     )
     # Outside the error mapping, so that error responses are logged and counted too.
     app.add_middleware(
-        RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION, listener="api", operations=operation_routes(spec)
+        RequestLog,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        listener="api",
+        operations=operation_routes(spec),
+        finder=OperationFinder(spec),
     )
     base_path = spec["servers"][0]["url"]
     register_error_handlers(app, AllowedMethods(base_path, spec["paths"]))

@@ -18,7 +18,7 @@ from maeve_api.ocpi.problems import register_ocpi_error_handlers
 from maeve_api.ocpi.publisher import Publisher
 from maeve_api.probes import add_probes
 from maeve_api.problems import AllowedMethods
-from maeve_api.request_log import RequestLog
+from maeve_api.request_log import OperationFinder, RequestLog
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, open_storage
 from maeve_api.validation import VALIDATORS
@@ -70,7 +70,11 @@ def create_ocpi_app(
     # Outside the error mapping, so that error responses carry the ids and are logged and counted too.
     app.add_middleware(CorrelationHeaders, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(
-        RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION, listener="ocpi", operations=operation_routes(spec)
+        RequestLog,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        listener="ocpi",
+        operations=operation_routes(spec),
+        finder=OperationFinder(spec),
     )
     register_ocpi_error_handlers(app, AllowedMethods(spec["servers"][0]["url"], spec["paths"]))
     add_probes(app)
