@@ -59,6 +59,7 @@ def assert_status(response: httpx.Response, code: int, *error_parts: str) -> dic
 
 
 def assert_empty(response: httpx.Response, code: int) -> None:
-    """The response has ``code`` and no body."""
+    """The response has ``code``, no body and so no Content-Type."""
     assert response.status_code == code, response.text
     assert response.content == b""
+    assert "content-type" not in response.headers

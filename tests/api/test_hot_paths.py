@@ -80,6 +80,15 @@ def test_hot_answers_are_connexions_answers(client, connexion_client):
             plain.headers["content-type"],
             plain.content,
         ), path
+    # A GET with a body, as some clients send, with or without a Content-Type: the body is ignored.
+    for headers in ({}, {"content-type": "application/json"}, {"content-type": "text/plain"}):
+        for path in ("/cs/cs-1/auth", "/token/0102", "/cs/unknown/auth"):
+            hot, plain = client.request("GET", path, content=b'{"x": 1}', headers=headers), connexion_client.get(path)
+            assert (hot.status_code, hot.headers["content-type"], hot.content) == (
+                plain.status_code,
+                plain.headers["content-type"],
+                plain.content,
+            ), (path, headers)
     assert client.get("/cs/cs-1/auth").json()["securityProfile"] == 2
     assert client.get(f"/certificate/{certificate_hash}").status_code == 200
     assert client.get("/token/AB%2F01").json()["uid"] == "AB/01"
