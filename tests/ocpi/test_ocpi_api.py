@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from maeve_api.ocpi.app import create_ocpi_app
+from maeve_api.app import load_spec
+from maeve_api.ocpi.app import OCPI_SPEC, create_ocpi_app
 from maeve_api.ocpi.registration import token_hash
 from maeve_api.schemas import LOCATION as LOCATION_SCHEMA
 from maeve_api.schemas import TOKEN as TOKEN_SCHEMA
@@ -306,3 +307,20 @@ def test_status_messages_name_the_field_and_repeat_no_value(client, store):
         "body": "issuer: must be a string; valid: must be true or false",
         "method": "method: POST is not allowed here; allowed: GET, HEAD",
     }
+
+
+def test_the_token_examples_are_accepted(client, store):
+    """The documented PUT and PATCH token examples, with their eMAID check digit, are stored."""
+    paths = load_spec(OCPI_SPEC)["paths"]["/{version}/tokens/{country_code}/{party_id}/{token_uid}"]
+    put = paths["put"]["requestBody"]["content"]["application/json"]["example"]
+    patch = paths["patch"]["requestBody"]["content"]["application/json"]["example"]
+    path = f"/2.2.1/tokens/{put['country_code']}/{put['party_id']}/{put['uid']}"
+    assert_envelope(client.put(path, json=put, headers=auth()), 201, 1000)
+    assert_envelope(client.patch(path, json=patch, headers=auth()), 200, 1000)
+    assert store.tokens.get(put["uid"])["valid"] is False
+
+
+def test_swagger_ui_is_served_for_the_ocpi_document(client):
+    """The OCPI listener serves its own Swagger UI under /ocpi/ui/."""
+    response = client.get("/ui/")
+    assert response.status_code == 200 and "swagger" in response.text.lower()
