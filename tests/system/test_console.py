@@ -17,6 +17,7 @@ import requests
 from tests.conftest import free_port
 
 COMMAND = str(Path(sys.executable).parent / "maeve-api")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def environment(tmp_path: Path, **variables: str) -> dict[str, str]:
@@ -100,23 +101,29 @@ def test_a_port_in_use_is_one_clear_message(tmp_path):
     assert metrics_dirs(tmp_path) == []
 
 
+def serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``maeve-api serve`` with ``env``, once its API answers /ready; its output goes to ``log``."""
+    with open(log, "wb") as output:
+        process = subprocess.Popen([COMMAND, "serve"], env=env, stdout=output, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"http://127.0.0.1:{env['MAEVE_API_PORT']}/ready", timeout=1).status_code == 200:
+                return process
+        except requests.RequestException:
+            time.sleep(0.1)
+    process.kill()
+    process.wait()
+    pytest.fail(log.read_text())
+
+
 def test_serve_logs_one_start_up_line_and_shuts_down_quietly(tmp_path):
     """serve logs, in JSON, the store, each listener and the OCPI URL; SIGTERM ends it without socket errors."""
     env = environment(tmp_path)
     api, ocpi = env["MAEVE_API_PORT"], env["MAEVE_OCPI_PORT"]
     log = tmp_path / "serve.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen([COMMAND, "serve"], env=env, stdout=output, stderr=subprocess.STDOUT)
+    process = serve(env, log)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{api}/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
-        else:
-            pytest.fail(log.read_text())
         assert metrics_dirs(tmp_path) != []
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
@@ -134,3 +141,38 @@ def test_serve_logs_one_start_up_line_and_shuts_down_quietly(tmp_path):
     assert "\x1b[" not in text and "\\u001b" not in text
     assert "Error while closing socket" not in text
     assert metrics_dirs(tmp_path) == []
+
+
+def test_a_schemathesis_run_against_the_live_server_is_green(tmp_path):
+    """``schemathesis run`` with the project's schemathesis.toml and every check passes against the served API."""
+    env = environment(tmp_path, MAEVE_LOG_LEVEL="error")
+    process = serve(env, tmp_path / "serve.log")
+    try:
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "schemathesis"),
+                "--config-file",
+                str(ROOT / "schemathesis.toml"),
+                "run",
+                f"http://127.0.0.1:{env['MAEVE_API_PORT']}/api/v0/openapi.json",
+                "--checks",
+                "all",
+                "--max-examples",
+                "10",
+                "--seed",
+                "1",
+                "--no-color",
+                "--generation-database",
+                "none",
+            ],
+            cwd=tmp_path,  # where it keeps its cache
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "Unmatched filters" not in done.stdout
