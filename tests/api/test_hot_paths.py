@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from connexion.exceptions import NonConformingResponseBody
 from connexion.jsonifier import Jsonifier
@@ -33,7 +33,7 @@ def connexion_app(current_storage: Any) -> Any:
 
 
 @pytest.fixture
-def connexion_client(connexion_app: Any, client: httpx.Client) -> Iterator[httpx.Client]:
+def connexion_client(connexion_app: Any, client: httpx2.Client) -> Iterator[httpx2.Client]:
     """A client of ``connexion_app`` on the same store as ``client``."""
     with connexion_app.test_client(base_url="http://testserver/api/v0") as test_client:
         yield test_client

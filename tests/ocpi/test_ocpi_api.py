@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from maeve_api.app import load_spec
@@ -64,7 +64,7 @@ def store(tmp_path) -> Iterator[Storage]:
 
 
 @pytest.fixture
-def client(store: Storage) -> Iterator[httpx.Client]:
+def client(store: Storage) -> Iterator[httpx2.Client]:
     settings = Settings(validate_responses=True, ocpi_external_url="https://ocpi.example.com")
     app = create_ocpi_app(settings, storage_factory=lambda: store, publish=False)
     with app.test_client(base_url="http://testserver/ocpi") as test_client:
@@ -75,7 +75,7 @@ def auth(token: str = PARTY_TOKEN, raw: bool = False) -> dict[str, str]:
     return {"Authorization": f"Token {token if raw else base64.b64encode(token.encode()).decode()}"}
 
 
-def assert_envelope(response: httpx.Response, http_status: int, status_code: int) -> Any:
+def assert_envelope(response: httpx2.Response, http_status: int, status_code: int) -> Any:
     """The response is an OCPI envelope with these codes and a UTC timestamp; returns its data."""
     assert response.status_code == http_status, response.text
     assert response.headers["content-type"] == "application/json"
