@@ -27,7 +27,7 @@ check-config: $(VENV)/.installed ## validate the MAEVE_* environment and print w
 test: $(VENV)/.installed ## install if needed and run every test, on every core (about 1 minute once installed)
 	$(BIN)/pytest
 
-# The contract tests at a larger volume than the default run (about 20 times the cases).
+# The contract tests at a larger volume than the default run (40 times the cases).
 fuzz: $(VENV)/.installed ## the contract tests at 800 generated cases per operation
 	MAEVE_CONTRACT_EXAMPLES=$${MAEVE_CONTRACT_EXAMPLES:-800} $(BIN)/pytest tests/contract --hypothesis-show-statistics
 

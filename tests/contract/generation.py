@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 
 #: Generated cases per operation (and stateful runs); `make fuzz` raises it for a longer run.
-EXAMPLES = int(os.environ.get("MAEVE_CONTRACT_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("MAEVE_CONTRACT_EXAMPLES", "20"))
 #: Reproducible runs: the same cases every time, nothing remembered between runs.
 HYPOTHESIS = settings(
     max_examples=EXAMPLES,

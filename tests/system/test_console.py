@@ -158,7 +158,7 @@ def test_a_schemathesis_run_against_the_live_server_is_green(tmp_path):
                 "--checks",
                 "all",
                 "--max-examples",
-                "10",
+                "5",
                 "--seed",
                 "1",
                 "--no-color",
