@@ -1,9 +1,13 @@
-# One command per target; CI calls `make test` too.
+# One command per target; CI calls `make test` too. `make help` lists them.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test fuzz lint bench clean
+.PHONY: help run check-config test fuzz lint bench clean
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,24 +17,26 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $@
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed ## serve the API on :9410 and OCPI on :9411 (MAEVE_* variables pass through)
 	mkdir -p var
-	$(BIN)/gunicorn -c python:maeve_api.gunicorn_conf maeve_api.asgi:app
+	$(BIN)/maeve-api serve
 
-test: $(VENV)/.installed
+check-config: $(VENV)/.installed ## validate the MAEVE_* environment and print what `make run` would serve
+	$(BIN)/maeve-api check-config
+
+test: $(VENV)/.installed ## install if needed and run every test, on every core (about 1 minute once installed)
 	$(BIN)/pytest
 
-# The contract tests at a larger volume than the default run (about 20 times the cases).
-fuzz: $(VENV)/.installed
+# The contract tests at a larger volume than the default run (40 times the cases).
+fuzz: $(VENV)/.installed ## the contract tests at 800 generated cases per operation
 	MAEVE_CONTRACT_EXAMPLES=$${MAEVE_CONTRACT_EXAMPLES:-800} $(BIN)/pytest tests/contract --hypothesis-show-statistics
 
-bench: $(VENV)/.installed
-	command -v wrk >/dev/null && command -v hey >/dev/null || (apt-get update && apt-get install -y wrk hey)
+bench: $(VENV)/.installed ## the benchmark (needs wrk and hey); results in bench/results/, BENCH_DOCS=1 also docs/
 	$(BIN)/python -m bench.run
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed ## ruff and mypy
 	$(BIN)/ruff check maeve_api handlers storage tests bench
 	$(BIN)/mypy maeve_api handlers storage bench
 
-clean:
+clean: ## remove the virtual environment, var/ and the caches
 	rm -rf $(VENV) var build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -35,7 +35,7 @@ class Config:
     growth_stations: int = 1_000  # the small store that auth lookup is compared against
     storm_requests: int = 10_000
     storm_connections: int = 1_000
-    docs: str = "docs/performance.md"  # empty: do not write it
+    docs: str = ""  # the file whose results section is rewritten; empty: none, results only under bench/results/
     note: str = ""  # when set, a History entry with this title and the headline numbers is appended
 
     @property
@@ -75,9 +75,27 @@ class Config:
             growth_stations=_int(env, "BENCH_GROWTH_STATIONS", defaults.growth_stations, minimum=1),
             storm_requests=_int(env, "BENCH_STORM_REQUESTS", defaults.storm_requests, minimum=1),
             storm_connections=_int(env, "BENCH_STORM_CONNECTIONS", defaults.storm_connections, minimum=1),
-            docs=env.get("BENCH_DOCS", defaults.docs),
+            docs=_docs(env, defaults.docs),
             note=env.get("BENCH_NOTE", defaults.note),
         )
+
+
+#: What ``BENCH_DOCS=1`` (or a BENCH_NOTE without BENCH_DOCS) rewrites.
+DOCS = "docs/performance.md"
+
+
+def _docs(env: Mapping[str, str], default: str) -> str:
+    """BENCH_DOCS: ``1`` for docs/performance.md, a path for that file, empty or ``0`` for none.
+
+    A BENCH_NOTE is a History entry of docs/performance.md, so it asks for that file unless BENCH_DOCS says
+    otherwise.
+    """
+    raw = env.get("BENCH_DOCS", "").strip()
+    if raw.lower() in ("1", "true", "yes"):
+        return DOCS
+    if raw.lower() in ("0", "false", "no"):
+        return ""
+    return raw or (DOCS if env.get("BENCH_NOTE") else default)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench import load, report
-from bench.config import REPO, Config, ConfigError
+from bench.config import DOCS, REPO, Config, ConfigError
 from bench.load import LoadResult
 from bench.scenarios import Scenario, auth_group, scenarios
 from bench.seed import Dataset, IdFiles, SeedTiming, make_certificate_pems, seed, station_id, write_id_files
@@ -287,8 +287,13 @@ def main() -> int:
     except ConfigError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
-    if not load.has("wrk"):
-        print("bench: wrk is not installed (apt-get install wrk, or run `make bench`)", file=sys.stderr)
+    missing = [tool for tool in ("wrk", "hey") if not load.has(tool)]
+    if missing:
+        print(
+            f"bench: needs the load generators wrk and hey; not found: {', '.join(missing)}."
+            f" On Debian or Ubuntu: apt-get install {' '.join(missing)}",
+            file=sys.stderr,
+        )
         return 2
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     started = datetime.datetime.now(datetime.UTC)
@@ -314,6 +319,8 @@ def main() -> int:
         docs = REPO / config.docs
         report.update_docs(docs, section, report.history_entry(config, environment, engines) if config.note else None)
         print(f"\nwrote {docs.relative_to(REPO)} and {results_dir.relative_to(REPO)}/")
+    else:
+        print(f"\nwrote {results_dir.relative_to(REPO)}/ (BENCH_DOCS=1 also rewrites {DOCS})")
     return 0
 
 

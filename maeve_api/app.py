@@ -6,6 +6,7 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from maeve_api.metrics import InstrumentedStorage, add_metrics
 from maeve_api.middleware import RequestGuard
 from maeve_api.probes import add_probes
 from maeve_api.problems import AllowedMethods, register_error_handlers
-from maeve_api.request_log import RequestLog
+from maeve_api.request_log import OperationFinder, RequestLog
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, open_storage
 from maeve_api.validation import VALIDATORS
@@ -66,11 +67,30 @@ def operation_routes(spec: dict[str, Any]) -> dict[str, tuple[str, str]]:
     }
 
 
+#: The path at which the reference implementation serves its document, beside ``/api/v0/openapi.json``.
+REFERENCE_SPEC_PATH = "/api/openapi.json"
+
+
 def load_spec(name: str = API_SPEC) -> dict[str, Any]:
-    """The parsed OpenAPI document shipped with the package."""
+    """The parsed OpenAPI document shipped with the package.
+
+    The internal API's ``info.version`` is the package's version, written once in setup.cfg; the OCPI
+    document's is the OCPI version it implements.
+    """
     with open(SPEC_DIR / name, encoding="utf-8") as spec:
         loaded: dict[str, Any] = yaml.safe_load(spec)
-        return loaded
+    if name == API_SPEC:
+        loaded["info"]["version"] = version("maeve-api")
+    return loaded
+
+
+def _serve_document(spec: dict[str, Any]) -> Callable[[Request], Any]:
+    body = json.dumps(spec).encode()
+
+    async def document(_request: Request) -> Response:
+        return Response(body, 200, media_type="application/json")
+
+    return document
 
 
 def _lifespan(storage_factory: Callable[[], Storage], settings: Settings) -> Any:
@@ -132,10 +152,15 @@ def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None
     )
     # Outside the error mapping, so that error responses are logged and counted too.
     app.add_middleware(
-        RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION, listener="api", operations=operation_routes(spec)
+        RequestLog,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        listener="api",
+        operations=operation_routes(spec),
+        finder=OperationFinder(spec),
     )
     base_path = spec["servers"][0]["url"]
     register_error_handlers(app, AllowedMethods(base_path, spec["paths"]))
+    app.add_url_rule(REFERENCE_SPEC_PATH, "reference_spec", _serve_document(spec), methods=["GET"])
     add_probes(app)
     add_metrics(app)
     add_ocpi_document(app, settings)

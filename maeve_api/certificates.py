@@ -38,7 +38,7 @@ def _certificate_der(text: str, field: str) -> bytes:
         raise InvalidInput(field, NO_PEM_BLOCK)
     label = begin[1]
     if label != "CERTIFICATE":
-        raise InvalidInput(field, f"PEM block is a {label}, not a CERTIFICATE")
+        raise InvalidInput(field, "must be a CERTIFICATE PEM block, not another kind of PEM block")
     end = text.find("-----END CERTIFICATE-----", begin.end())
     if end < 0:
         raise InvalidInput(field, NO_PEM_END)

@@ -15,9 +15,7 @@ def staged_settings(settings: Mapping[str, str]) -> list[dict[str, str]]:
     """Each setting as stored: Pending until the station answers; raises InvalidInput for a bad name."""
     for name in settings:
         if not 1 <= len(name) <= MAX_SETTING_NAME:
-            raise InvalidInput(
-                "setting name", f"must be 1 to {MAX_SETTING_NAME} characters long, got {len(name)}: {name[:40]!r}"
-            )
+            raise InvalidInput("setting name", f"must be 1 to {MAX_SETTING_NAME} characters long")
     return [{"name": name, "value": value, "status": "Pending"} for name, value in settings.items()]
 
 

@@ -59,5 +59,5 @@ def normalize_emaid(value: str) -> str:
     body = f"{country}{party}{instance}".upper()
     expected = check_digit(body)
     if given is not None and given.upper() != expected:
-        raise InvalidInput(FIELD, f"check digit {given!r} is wrong, expected {expected!r}")
+        raise InvalidInput(FIELD, "the check digit (15th character) is wrong")
     return body + expected

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from maeve_api.storage import Storage, StorageError
+from maeve_api.storage import NotFound, Storage, StorageError
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -46,7 +46,7 @@ STORE_LATENCY = Histogram(
 )
 STORE_ERRORS = Counter(
     "maeve_store_operation_errors",
-    "Storage repository calls that raised, by repository, method and error type.",
+    "Storage repository calls that failed, by repository, method and error type (not found is not a failure).",
     ("operation", "error"),
 )
 
@@ -99,6 +99,8 @@ class _TimedRepository:
             started = perf_counter()
             try:
                 return method(*args, **kwargs)
+            except NotFound:  # an ordinary answer (a lookup of an unknown id), not a failure of the store
+                raise
             except Exception as exc:
                 STORE_ERRORS.labels(operation, type(exc).__name__).inc()
                 raise

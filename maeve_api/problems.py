@@ -47,12 +47,36 @@ def status_response(code: int, error: str | None = None, headers: dict[str, str]
     )
 
 
-def log_error(code: int, exc: Exception, log: logging.Logger = logger) -> None:
-    """Log an error answered with ``code``: a 4xx as a warning, a 5xx as an error, without a traceback."""
+def log_error(code: int, message: str, log: logging.Logger = logger) -> None:
+    """Log an error answered with ``code`` and the ``message`` sent: a 4xx as a warning, a 5xx as an error.
+
+    The message is the one the client got, which names fields and rules and never a value sent or a
+    path, so neither reaches the log; there is no traceback.
+    """
     if code < 500:
-        log.warning("%d %s", code, exc)
+        log.warning("%d %s", code, message)
     else:
-        log.error("%d %s", code, exc)
+        log.error("%d %s", code, message)
+
+
+def not_found_message(kind: str) -> str:
+    """The 404 text for a record of ``kind`` that does not exist; the key asked for is not repeated."""
+    return f"{kind}: not found"
+
+
+#: The text of a 404 for a path that no operation serves; the path itself is not repeated.
+NO_RESOURCE = "path: no resource is served at this path"
+
+
+def http_error_detail(code: int, detail: str | None, method: str, allow: str | None) -> str | None:
+    """The ``field: rule`` text of an HTTP error raised by routing or Connexion, without any value sent."""
+    if code == 405:
+        return f"method: {method} is not allowed here; allowed: {allow or 'none'}"
+    if code == 404:
+        return NO_RESOURCE
+    if code == 415:
+        return "Content-Type: must be application/json"
+    return detail
 
 
 class AllowedMethods:
@@ -81,38 +105,41 @@ class AllowedMethods:
 def _http_error(request: ConnexionRequest, exc: Exception, allowed: AllowedMethods) -> ConnexionResponse:
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers or {})
-    detail = exc.detail if isinstance(exc.detail, str) else None
+    detail: str | None = exc.detail if isinstance(exc.detail, str) else None
     if exc.status_code == 405:
         allow = allowed.for_path(request.url.path)
         if allow:
             headers["Allow"] = allow
-        detail = f"{request.method} is not allowed on {request.url.path}; allowed: {headers.get('Allow', 'none')}"
-    elif exc.status_code == 404 and not isinstance(exc, RefusedRequest):
-        # The router's and Flask's 404s carry boilerplate text; say which path is unknown.
-        detail = f"no resource at {request.url.path}"
-    log_error(exc.status_code, exc)
+    if not isinstance(exc, RefusedRequest):
+        # The router's and Connexion's texts are boilerplate or repeat what was sent.
+        detail = http_error_detail(exc.status_code, detail, request.method, headers.get("Allow"))
+    log_error(exc.status_code, detail or HTTPStatus(exc.status_code).phrase)
     return status_response(exc.status_code, detail, headers)
 
 
 def _domain_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     code = next(code for cls, code in _DOMAIN_STATUS.items() if isinstance(exc, cls))
-    log_error(code, exc)
+    log_error(code, str(exc))
     return status_response(code, str(exc))
 
 
 def _not_found(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    log_error(404, exc)
-    return status_response(404, str(exc))
+    assert isinstance(exc, NotFound)
+    message = not_found_message(exc.kind)
+    log_error(404, message)
+    return status_response(404, message)
 
 
 def _unavailable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    log_error(503, exc)
-    return status_response(503, "the data store is unavailable, try again shortly", {"Retry-After": "1"})
+    message = "the data store is unavailable, try again shortly"
+    log_error(503, f"{message} ({type(exc).__name__}: {exc})")
+    return status_response(503, message, {"Retry-After": "1"})
 
 
 def _undecodable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    log_error(400, exc)
-    return status_response(400, "the request body is not valid UTF-8")
+    message = "body: is not valid UTF-8"
+    log_error(400, message)
+    return status_response(400, message)
 
 
 def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

@@ -33,12 +33,41 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class NoColour(logging.Filter):
+    """Drops uvicorn's ``color_message``, a copy of the message with ANSI colour codes, from every record.
+
+    The JSON formatter writes every extra attribute of a record, and terminal escapes have no place in it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("color_message", None)
+        return True
+
+
+class ClosedSocketNoise(logging.Filter):
+    """Drops gunicorn's "Error while closing socket [Errno 9]" from a worker's clean shutdown.
+
+    On shutdown uvicorn's server closes the listening sockets it served through asyncio, then calls
+    ``close()`` on gunicorn's socket wrappers too (uvicorn.Server.shutdown), whose descriptors are then
+    already closed: gunicorn's ``BaseSocket.close`` logs the EBADF it gets. Any other close error is kept.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.msg == "Error while closing socket %s" and any("[Errno 9]" in str(arg) for arg in record.args or ())
+        )
+
+
 def logging_config(level: str) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` writing every record as one JSON line on stderr."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": RequestIdFilter}},
+        "filters": {
+            "request_id": {"()": RequestIdFilter},
+            "no_colour": {"()": NoColour},
+            "closed_socket": {"()": ClosedSocketNoise},
+        },
         "formatters": {
             "json": {
                 "()": "pythonjsonlogger.json.JsonFormatter",
@@ -52,12 +81,17 @@ def logging_config(level: str) -> dict[str, Any]:
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "json",
-                "filters": ["request_id"],
+                "filters": ["request_id", "no_colour"],
             }
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
         "loggers": {
-            "gunicorn.error": {"level": level.upper(), "handlers": ["stderr"], "propagate": False},
+            "gunicorn.error": {
+                "level": level.upper(),
+                "handlers": ["stderr"],
+                "propagate": False,
+                "filters": ["closed_socket"],
+            },
             # Every request is logged once, by RequestLog.
             "gunicorn.access": {"handlers": [], "propagate": False},
             "uvicorn.access": {"handlers": [], "propagate": False},
@@ -71,14 +105,45 @@ def logging_config(level: str) -> dict[str, Any]:
 UNMATCHED = ("other", "-")
 
 
-def _route(scope: Scope, operations: Mapping[str, tuple[str, str]]) -> tuple[str, str]:
-    """The (operationId, path template) the router matched, or the probe's, or UNMATCHED."""
+class OperationFinder:
+    """The spec's operation for a method and path, for requests refused before Connexion routed them.
+
+    A body over the limit or without a Content-Type is refused ahead of routing; its request still
+    belongs to the operation its method and path name.
+    """
+
+    _METHODS = ("get", "put", "post", "delete", "patch")
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        base_path = spec["servers"][0]["url"].rstrip("/")
+        self._routes: list[tuple[str, re.Pattern[str], tuple[str, str]]] = []
+        for template, item in spec["paths"].items():
+            for method, operation in item.items():
+                if method in self._METHODS and isinstance(operation, dict) and "operationId" in operation:
+                    pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(base_path + template))
+                    route = (operation["operationId"], base_path + template)
+                    self._routes.append((method.upper(), re.compile(pattern), route))
+
+    def find(self, method: str, path: str) -> tuple[str, str] | None:
+        """(operationId, path template) of the first operation of ``method`` whose template matches ``path``."""
+        for route_method, pattern, route in self._routes:
+            if route_method == method and pattern.fullmatch(path):
+                return route
+        return None
+
+
+def _route(
+    scope: Scope, operations: Mapping[str, tuple[str, str]], finder: OperationFinder | None = None
+) -> tuple[str, str]:
+    """The (operationId, path template) the router matched, or the probe's, or the spec's, or UNMATCHED."""
     routing = scope.get("extensions", {}).get("connexion_routing", {})
     matched = operations.get(routing.get("operation_id") or "")
     if matched:
         return matched
     path: str = scope["path"]
-    return (path[1:], path) if path in _PROBES else UNMATCHED
+    if path in _PROBES:
+        return (path[1:], path)
+    return (finder.find(scope["method"], path) if finder else None) or UNMATCHED
 
 
 class RequestLog:
@@ -88,11 +153,20 @@ class RequestLog:
     secrets sent by clients stay out of the log.
     """
 
-    def __init__(self, app: ASGIApp, *, listener: str, operations: Mapping[str, tuple[str, str]]) -> None:
-        """``operations`` maps the router's id of each operation to its operationId and path template."""
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        listener: str,
+        operations: Mapping[str, tuple[str, str]],
+        finder: OperationFinder | None = None,
+    ) -> None:
+        """``operations`` maps the router's id of each operation to its operationId and path template;
+        ``finder`` names the operation of a request refused before routing."""
         self.app = app
         self.listener = listener
         self.operations = operations
+        self.finder = finder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,7 +194,7 @@ class RequestLog:
             await self.app(scope, receive, send_with_id)
         finally:
             seconds = perf_counter() - started
-            operation, route = _route(scope, self.operations)
+            operation, route = _route(scope, self.operations, self.finder)
             observe_request(self.listener, operation, scope["method"], status, seconds)
             log.info(
                 "request",

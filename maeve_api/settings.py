@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_DATABASE_URL = "sqlite:///var/maeve.db"
@@ -28,7 +31,8 @@ class Settings:
     validate_responses: bool = False
     log_level: str = "info"
     #: Where partners reach the OCPI listener; our versions URL is this plus ``/ocpi/versions``.
-    ocpi_external_url: str = "http://localhost:9411"
+    #: Empty means ``http://localhost:<ocpi_port>``.
+    ocpi_external_url: str = ""
     ocpi_country_code: str = "GB"
     ocpi_party_id: str = "TWK"
     ocpi_business_name: str = "MaEVe"
@@ -69,6 +73,12 @@ class Settings:
     push_give_up_seconds: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
+        if not self.ocpi_external_url:
+            object.__setattr__(self, "ocpi_external_url", f"http://localhost:{self.ocpi_port}")
+        ports = {"MAEVE_API_PORT": self.api_port, "MAEVE_OCPI_PORT": self.ocpi_port, "MAEVE_OCPP_PORT": self.ocpp_port}
+        for first, second in itertools.combinations(ports, 2):
+            if ports[first] == ports[second]:
+                raise SettingsError(f"{first} and {second} must differ; both are {ports[first]}")
         if not self.database_url.startswith(("sqlite:", "mongodb:", "mongodb+srv:")):
             raise SettingsError("MAEVE_DATABASE_URL must start with sqlite:, mongodb: or mongodb+srv:")
         if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", self.ocpi_external_url):
@@ -93,21 +103,62 @@ class Settings:
             raise SettingsError("the partner call deadline must be positive and shorter than the push lease")
 
     @property
+    def sqlite_path(self) -> Path | None:
+        """The database file of a ``sqlite:`` URL (relative to the working directory), else None."""
+        if not self.database_url.startswith("sqlite:"):
+            return None
+        from maeve_api.storage.sqlite import path_from_url
+
+        try:
+            return Path(path_from_url(self.database_url))
+        except ValueError as exc:
+            raise SettingsError(f"MAEVE_DATABASE_URL: {exc}") from None
+
+    @property
+    def store_description(self) -> str:
+        """Which store is used, safe to log: the SQLite file, or MongoDB's hosts and database without
+        credentials or options."""
+        path = self.sqlite_path
+        if path is not None:
+            return f"sqlite:{path.resolve()}"
+        parts = urlsplit(self.database_url)
+        hosts = parts.netloc.rsplit("@", 1)[-1]
+        return f"{parts.scheme}://{hosts}/{parts.path.lstrip('/') or 'maeve'}"
+
+    def check_store(self) -> None:
+        """Raise SettingsError if the SQLite database's directory does not exist; nothing is created."""
+        path = self.sqlite_path
+        if path is not None and not path.parent.is_dir():
+            raise SettingsError(
+                f"MAEVE_DATABASE_URL names a SQLite file in {str(path.parent)!r}, which is not an existing directory"
+            )
+
+    def summary(self) -> dict[str, object]:
+        """What the service runs with, safe to log: the store without credentials, each listener's address
+        and the OCPI versions URL we advertise."""
+        return {
+            "store": self.store_description,
+            "listeners": {
+                "api": f"http://{self.api_host}:{self.api_port}",
+                "ocpi": f"http://{self.ocpi_host}:{self.ocpi_port}",
+                "ocpp": f"ws://{self.ocpp_host}:{self.ocpp_port}/ws/{{csId}}",
+            },
+            "ocpi_versions_url": f"{self.ocpi_external_url.rstrip('/')}/ocpi/versions",
+            "workers": self.workers,
+        }
+
+    @property
     def redacted_database_url(self) -> str:
         """The database URL with any password replaced, safe to log."""
         return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", self.database_url)
 
     def __repr__(self) -> str:
-        return (
-            f"Settings(database_url={self.redacted_database_url!r}, host={self.host!r}, "
-            f"api_port={self.api_port}, ocpi_port={self.ocpi_port}, workers={self.workers}, "
-            f"max_body_bytes={self.max_body_bytes}, validate_responses={self.validate_responses}, "
-            f"log_level={self.log_level!r}, ocpi_external_url={self.ocpi_external_url!r}, "
-            f"ocpi_country_code={self.ocpi_country_code!r}, ocpi_party_id={self.ocpi_party_id!r}, "
-            f"ocpi_business_name={self.ocpi_business_name!r}, ocpi_time_zone={self.ocpi_time_zone!r}, "
-            f"api_host={self.api_host!r}, ocpi_host={self.ocpi_host!r}, "
-            f"ocpi_allow_private_networks={self.ocpi_allow_private_networks})"
+        shown = (
+            f"{item.name}={self.redacted_database_url if item.name == 'database_url' else getattr(self, item.name)!r}"
+            for item in fields(self)
+            if item.repr
         )
+        return f"Settings({', '.join(shown)})"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -123,7 +174,7 @@ class Settings:
             max_body_bytes=_int(env, "MAEVE_MAX_BODY_BYTES", defaults.max_body_bytes, 1024, 64 * 1024 * 1024),
             validate_responses=_bool(env, "MAEVE_VALIDATE_RESPONSES", defaults.validate_responses),
             log_level=_choice(env, "MAEVE_LOG_LEVEL", defaults.log_level, ("debug", "info", "warning", "error")),
-            ocpi_external_url=env.get("MAEVE_OCPI_EXTERNAL_URL") or defaults.ocpi_external_url,
+            ocpi_external_url=env.get("MAEVE_OCPI_EXTERNAL_URL", ""),
             ocpi_country_code=env.get("MAEVE_OCPI_COUNTRY_CODE") or defaults.ocpi_country_code,
             ocpi_party_id=env.get("MAEVE_OCPI_PARTY_ID") or defaults.ocpi_party_id,
             ocpi_business_name=env.get("MAEVE_OCPI_BUSINESS_NAME") or defaults.ocpi_business_name,

@@ -20,7 +20,7 @@ from maeve_api.ocpi.publisher import Publisher
 from maeve_api.ocpi.registration import VERSIONS
 from maeve_api.probes import add_probes
 from maeve_api.problems import AllowedMethods
-from maeve_api.request_log import RequestLog
+from maeve_api.request_log import OperationFinder, RequestLog
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, open_storage
 from maeve_api.validation import VALIDATORS
@@ -80,7 +80,11 @@ def create_ocpi_app(
         party_id=settings.ocpi_party_id,
     )
     app.add_middleware(
-        RequestLog, position=MiddlewarePosition.BEFORE_EXCEPTION, listener="ocpi", operations=operation_routes(spec)
+        RequestLog,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        listener="ocpi",
+        operations=operation_routes(spec),
+        finder=OperationFinder(spec),
     )
     register_ocpi_error_handlers(app, AllowedMethods(spec["servers"][0]["url"], spec["paths"]))
     # Partners get liveness only: readiness and metrics describe the deployment, for the internal listener.

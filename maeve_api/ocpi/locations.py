@@ -118,7 +118,7 @@ def parse_datetime(value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidParameters(f"{value!r} is not a date and time") from None
+        raise InvalidParameters("date_from, date_to: must be a real date and time") from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
@@ -139,7 +139,7 @@ def find_location(storage: Storage, settings: Settings, location_id: str) -> dic
     """The OCPI Location; raises UnknownLocation."""
     stored = storage.locations.find(location_id)
     if stored is None:
-        raise UnknownLocation(f"unknown location {location_id!r}")
+        raise UnknownLocation("location_id: no such location")
     return ocpi_location(stored, settings)
 
 
@@ -148,7 +148,7 @@ def find_evse(storage: Storage, settings: Settings, location_id: str, evse_uid: 
     for evse in find_location(storage, settings, location_id)["evses"]:
         if evse["uid"] == evse_uid:
             return dict(evse)
-    raise UnknownLocation(f"location {location_id!r} has no EVSE {evse_uid!r}")
+    raise UnknownLocation("evse_uid: the location has no such EVSE")
 
 
 def find_connector(
@@ -158,4 +158,4 @@ def find_connector(
     for connector in find_evse(storage, settings, location_id, evse_uid)["connectors"]:
         if connector["id"] == connector_id:
             return dict(connector)
-    raise UnknownLocation(f"EVSE {evse_uid!r} of location {location_id!r} has no connector {connector_id!r}")
+    raise UnknownLocation("connector_id: the EVSE has no such connector")

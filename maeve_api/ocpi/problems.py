@@ -14,6 +14,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
 from maeve_api.errors import InvalidInput, MissingEndpoints, PartnerFailed
+from maeve_api.middleware import RefusedRequest
 from maeve_api.ocpi.envelope import envelope
 from maeve_api.ocpi.errors import (
     IdentityRefused,
@@ -23,7 +24,7 @@ from maeve_api.ocpi.errors import (
     UnknownLocation,
     UnknownToken,
 )
-from maeve_api.problems import AllowedMethods, log_error
+from maeve_api.problems import AllowedMethods, http_error_detail, log_error, not_found_message
 from maeve_api.storage import Conflict, NotFound, StorageUnavailable
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,13 @@ _OCPI_HTTP: dict[type[OcpiError], int] = {
     OutOfScope: 403,
 }
 _NOT_FOUND_CODES = {"location": 2003, "token": 2004}
+#: A 404's text names what is unknown, never the ids asked for.
+_UNKNOWN = {UnknownToken: "token_uid: no such token"}
+_MISSING_AUTHORIZATION = "Authorization: is required; send Token <base64 of your credentials token>"
+_REFUSED_TOKEN = (
+    "Authorization: the token is unknown, or is a token A, which reaches only versions, version details"
+    " and credentials"
+)
 
 
 def envelope_response(
@@ -56,20 +64,15 @@ def _http_error(request: ConnexionRequest, exc: Exception, allowed: AllowedMetho
     code = exc.status_code
     headers = dict(exc.headers or {})
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail else HTTPStatus(code).phrase
-    if code == 404:
-        detail = f"no resource at {request.url.path}"
-    elif code == 401:
-        detail = (
-            "missing Authorization header; send Token <base64 of your credentials token>"
-            if "No authorization" in detail
-            else "unknown token, or a token A that may reach only versions, version details and credentials"
-        )
+    if code == 401:
+        detail = _MISSING_AUTHORIZATION if "No authorization" in detail else _REFUSED_TOKEN
     elif code == 405:
         allow = allowed.for_path(request.url.path)
         if allow:
             headers["Allow"] = allow
-        detail = f"{request.method} is not allowed on {request.url.path}"
-    log_error(code, exc, logger)
+    if not isinstance(exc, RefusedRequest) and code != 401:
+        detail = http_error_detail(code, detail, request.method, headers.get("Allow")) or detail
+    log_error(code, detail, logger)
     return envelope_response(code, 2001 if code == 400 else 2000, detail, headers)
 
 
@@ -79,24 +82,26 @@ def _ocpi_error(request: ConnexionRequest, exc: Exception, allowed: AllowedMetho
     allow = None
     if code == 405:
         allow = getattr(exc, "allow", None) or allowed.for_path(request.url.path)
-    log_error(code, exc, logger)
-    return envelope_response(code, exc.status_code, str(exc), {"Allow": allow} if allow else None)
+    message = next((text for cls, text in _UNKNOWN.items() if isinstance(exc, cls)), str(exc))
+    log_error(code, message, logger)
+    return envelope_response(code, exc.status_code, message, {"Allow": allow} if allow else None)
 
 
 def _invalid(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    log_error(400, exc, logger)
+    log_error(400, str(exc), logger)
     return envelope_response(400, 2001, str(exc))
 
 
 def _partner(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    log_error(502, exc, logger)
+    log_error(502, str(exc), logger)
     return envelope_response(502, 3003 if isinstance(exc, MissingEndpoints) else 3001, str(exc))
 
 
 def _not_found(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     assert isinstance(exc, NotFound)
-    log_error(404, exc, logger)
-    return envelope_response(404, _NOT_FOUND_CODES.get(exc.kind, 2000), str(exc))
+    message = not_found_message(exc.kind)
+    log_error(404, message, logger)
+    return envelope_response(404, _NOT_FOUND_CODES.get(exc.kind, 2000), message)
 
 
 def _conflict(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
@@ -106,13 +111,15 @@ def _conflict(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
 
 
 def _unavailable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    log_error(503, exc, logger)
-    return envelope_response(503, 3000, "the data store is unavailable, try again shortly", {"Retry-After": "1"})
+    message = "the data store is unavailable, try again shortly"
+    log_error(503, f"{message} ({type(exc).__name__}: {exc})", logger)
+    return envelope_response(503, 3000, message, {"Retry-After": "1"})
 
 
 def _undecodable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    log_error(400, exc, logger)
-    return envelope_response(400, 2001, "the request body is not valid UTF-8")
+    message = "body: is not valid UTF-8"
+    log_error(400, message, logger)
+    return envelope_response(400, 2001, message)
 
 
 def _unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

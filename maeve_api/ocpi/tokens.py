@@ -47,7 +47,7 @@ def _owned(storage: Storage, caller: Mapping[str, Any], country_code: str, party
     if not owned:
         raise OutOfScope("this token reaches the locations module only; it was registered without a party identity")
     if party_identity(country_code, party_id) not in owned:
-        raise OutOfScope(f"the token belongs to {country_code}/{party_id}, which is not one of your identities")
+        raise OutOfScope("country_code, party_id: must be one of your identities")
 
 
 def parse_datetime(value: str) -> datetime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from maeve_api.app import create_app
@@ -40,13 +40,13 @@ def store(request: pytest.FixtureRequest, make_storage: Callable[[str], Storage]
 
 
 @pytest.fixture
-def client(api_app: Any, current_storage: _CurrentStorage, store: Storage) -> Iterator[httpx.Client]:
+def client(api_app: Any, current_storage: _CurrentStorage, store: Storage) -> Iterator[httpx2.Client]:
     current_storage.storage = store
     with api_app.test_client(base_url="http://testserver/api/v0") as test_client:
         yield test_client
 
 
-def assert_status(response: httpx.Response, code: int, *error_parts: str) -> dict[str, str]:
+def assert_status(response: httpx2.Response, code: int, *error_parts: str) -> dict[str, str]:
     """The response is a ``Status`` body for ``code`` whose ``error`` mentions every part."""
     assert response.status_code == code, response.text
     assert response.headers["content-type"] == "application/json"
@@ -58,7 +58,8 @@ def assert_status(response: httpx.Response, code: int, *error_parts: str) -> dic
     return body
 
 
-def assert_empty(response: httpx.Response, code: int) -> None:
-    """The response has ``code`` and no body."""
+def assert_empty(response: httpx2.Response, code: int) -> None:
+    """The response has ``code``, no body and so no Content-Type."""
     assert response.status_code == code, response.text
     assert response.content == b""
+    assert "content-type" not in response.headers

@@ -32,3 +32,24 @@ def test_requests_and_store_calls_are_counted(client):
     assert sample(after, store_calls, **store) - sample(before, store_calls, **store) == 2
     latency = "maeve_http_request_duration_seconds_bucket"
     assert sample(after, latency, operation="lookupChargeStationAuth", le="+Inf") > 0
+
+
+def test_a_refused_body_is_counted_under_its_operation(client):
+    """A 413, refused before routing, is counted under the operation its method and path name."""
+    labels = {"listener": "api", "operation": "reconfigureChargeStation", "method": "POST", "status": "413"}
+    before = sample(client.get("http://testserver/metrics").text, "maeve_http_requests_total", **labels)
+    client.post("/cs/cs001/reconfigure", json={"a": "x" * 70_000})
+    after = sample(client.get("http://testserver/metrics").text, "maeve_http_requests_total", **labels)
+    assert after - before == 1
+
+
+def test_lookups_of_unknown_ids_are_not_store_errors(client):
+    """A 404 lookup is an ordinary answer: it is timed but does not count as a store error."""
+    errors = {"operation": "tokens.get", "error": "NotFound"}
+    calls = {"operation": "tokens.get"}
+    before = client.get("http://testserver/metrics").text
+    assert client.get("/token/nope").status_code == 404
+    after = client.get("http://testserver/metrics").text
+    assert sample(after, "maeve_store_operation_errors_total", **errors) == 0
+    count = "maeve_store_operation_duration_seconds_count"
+    assert sample(after, count, **calls) - sample(before, count, **calls) == 1

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import uvicorn
 
@@ -70,7 +70,7 @@ class Instance:
     url: str
     publish: bool = True
     store: Storage = field(init=False)
-    api: httpx.Client = field(init=False)
+    api: httpx2.Client = field(init=False)
     _served: Served | None = field(init=False, default=None)
     _port: int = field(init=False, default=0)
 

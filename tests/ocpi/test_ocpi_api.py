@@ -8,11 +8,12 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from prometheus_client import generate_latest
 
-from maeve_api.ocpi.app import create_ocpi_app
+from maeve_api.app import load_spec
+from maeve_api.ocpi.app import OCPI_SPEC, create_ocpi_app
 from maeve_api.ocpi.registration import token_hash
 from maeve_api.schemas import LOCATION as LOCATION_SCHEMA
 from maeve_api.schemas import TOKEN as TOKEN_SCHEMA
@@ -63,7 +64,7 @@ def store(tmp_path) -> Iterator[Storage]:
 
 
 @pytest.fixture
-def client(store: Storage) -> Iterator[httpx.Client]:
+def client(store: Storage) -> Iterator[httpx2.Client]:
     settings = Settings(validate_responses=True, ocpi_external_url="https://ocpi.example.com")
     app = create_ocpi_app(settings, storage_factory=lambda: store, publish=False)
     with app.test_client(base_url="http://testserver/ocpi") as test_client:
@@ -74,7 +75,7 @@ def auth(token: str = PARTY_TOKEN, raw: bool = False) -> dict[str, str]:
     return {"Authorization": f"Token {token if raw else base64.b64encode(token.encode()).decode()}"}
 
 
-def assert_envelope(response: httpx.Response, http_status: int, status_code: int) -> Any:
+def assert_envelope(response: httpx2.Response, http_status: int, status_code: int) -> Any:
     """The response is an OCPI envelope with these codes and a UTC timestamp; returns its data."""
     assert response.status_code == http_status, response.text
     assert response.headers["content-type"] == "application/json"
@@ -295,3 +296,36 @@ def test_the_ocpi_listener_serves_health_and_counts_its_requests(client):
     assert client.get("http://testserver/health").json() == {"status": "OK"}
     labels = {"listener": "ocpi", "operation": "getVersions", "method": "GET", "status": "200"}
     assert sample(generate_latest().decode(), "maeve_http_requests_total", **labels) >= 1
+
+
+def test_status_messages_name_the_field_and_repeat_no_value(client, store):
+    """OCPI status messages follow the ``field: rule`` style and never repeat the ids or values sent."""
+    _locations(store, 1)
+    messages = {
+        "location": client.get("/2.2.1/locations/SECRET-LOCATION", headers=auth()),
+        "evse": client.get("/2.2.1/locations/loc00/SECRET-EVSE", headers=auth()),
+        "token": client.get("/2.2.1/tokens/NL/EMS/SECRET-UID", headers=auth()),
+        "body": client.put(
+            "/2.2.1/tokens/NL/EMS/DEADBEEF", json={**TOKEN, "valid": "SECRET", "issuer": None}, headers=auth()
+        ),
+        "method": client.post("/2.2.1/locations/SECRET-LOCATION", headers=auth()),
+    }
+    texts = {name: response.json()["status_message"] for name, response in messages.items()}
+    assert texts == {
+        "location": "location_id: no such location",
+        "evse": "evse_uid: the location has no such EVSE",
+        "token": "token_uid: no such token",
+        "body": "issuer: must be a string; valid: must be true or false",
+        "method": "method: POST is not allowed here; allowed: GET, HEAD",
+    }
+
+
+def test_the_token_examples_are_accepted(client, store):
+    """The documented PUT and PATCH token examples, with their eMAID check digit, are stored."""
+    paths = load_spec(OCPI_SPEC)["paths"]["/{version}/tokens/{country_code}/{party_id}/{token_uid}"]
+    put = paths["put"]["requestBody"]["content"]["application/json"]["example"]
+    patch = paths["patch"]["requestBody"]["content"]["application/json"]["example"]
+    path = f"/2.2.1/tokens/{put['country_code']}/{put['party_id']}/{put['uid']}"
+    assert_envelope(client.put(path, json=put, headers=auth()), 201, 1000)
+    assert_envelope(client.patch(path, json=patch, headers=auth()), 200, 1000)
+    assert store.tokens.get(put["uid"])["valid"] is False

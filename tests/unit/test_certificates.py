@@ -126,8 +126,8 @@ def test_text_without_a_pem_block_is_refused(text: str) -> None:
     ],
 )
 def test_a_first_block_that_is_not_a_certificate_is_refused(text: str, label: str) -> None:
-    """A first PEM block of another type is refused, naming that type."""
-    assert refusal(text) == ("certificate", f"PEM block is a {label}, not a CERTIFICATE")
+    """A first PEM block of another type is refused without repeating its label."""
+    assert refusal(text) == ("certificate", "must be a CERTIFICATE PEM block, not another kind of PEM block")
 
 
 def test_a_block_without_end_line_is_refused() -> None:

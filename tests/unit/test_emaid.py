@@ -73,14 +73,14 @@ def test_values_that_are_not_emaids_are_refused(value: str) -> None:
 @pytest.mark.parametrize(
     ("value", "reason"),
     [
-        ("GBTWK012345678X", "check digit 'X' is wrong, expected 'V'"),
-        ("GBTWK0123456789", "check digit '9' is wrong, expected 'V'"),
-        ("gb-twk-012345678-x", "check digit 'x' is wrong, expected 'V'"),
-        ("DE-8AA-CA2B3C4D5-M", "check digit 'M' is wrong, expected 'L'"),
+        ("GBTWK012345678X", "the check digit (15th character) is wrong"),
+        ("GBTWK0123456789", "the check digit (15th character) is wrong"),
+        ("gb-twk-012345678-x", "the check digit (15th character) is wrong"),
+        ("DE-8AA-CA2B3C4D5-M", "the check digit (15th character) is wrong"),
     ],
 )
 def test_wrong_check_digit_is_refused(value: str, reason: str) -> None:
-    """A 15th character that is not the computed check digit is refused with the given and expected digit."""
+    """A 15th character that is not the computed check digit is refused, repeating neither digit."""
     with pytest.raises(InvalidInput) as caught:
         normalize_emaid(value)
     assert (caught.value.field, caught.value.reason) == ("contractId", reason)
@@ -145,13 +145,13 @@ def test_separators_and_case_do_not_change_the_result(
 
 @given(bodies, st.sampled_from(ALPHANUMERIC + LETTERS.lower()))
 def test_any_other_check_digit_is_refused(body: str, wrong: str) -> None:
-    """Substituting the check digit by any other letter or digit is refused, naming the expected digit."""
+    """Substituting the check digit by any other letter or digit is refused."""
     digit = check_digit(body)
     if wrong.upper() == digit:
         wrong = ALPHANUMERIC[(ALPHANUMERIC.index(digit) + 1) % len(ALPHANUMERIC)]
     with pytest.raises(InvalidInput) as caught:
         normalize_emaid(body + wrong)
-    assert caught.value.reason == f"check digit {wrong!r} is wrong, expected {digit!r}"
+    assert caught.value.reason == "the check digit (15th character) is wrong"
 
 
 @given(bodies, st.integers(min_value=0, max_value=13), st.sampled_from(ALPHANUMERIC))

@@ -143,6 +143,8 @@ def test_a_bad_ocpp_value_fails_fast_naming_the_variable(environment, name):
     """An unusable OCPP value raises SettingsError naming the variable."""
     with pytest.raises(SettingsError, match=name):
         Settings.from_env(environment)
+
+
 def test_each_listener_binds_its_own_host():
     """MAEVE_API_HOST and MAEVE_OCPI_HOST bind the listeners apart; MAEVE_HOST, as before, is the default of both."""
     assert (Settings.from_env({}).api_host, Settings.from_env({}).ocpi_host) == ("127.0.0.1", "127.0.0.1")
@@ -173,3 +175,25 @@ def test_a_partner_call_must_end_before_its_push_lease():
     """The call deadline must be shorter than the lease, or a push could outlive its claim."""
     with pytest.raises(SettingsError, match="deadline"):
         Settings(push_lease_seconds=10.0, ocpi_call_deadline_seconds=10.0)
+
+
+def test_the_advertised_ocpi_url_follows_the_ocpi_port():
+    """Without MAEVE_OCPI_EXTERNAL_URL, partners are given the OCPI port actually configured."""
+    assert Settings.from_env({"MAEVE_OCPI_PORT": "29411"}).ocpi_external_url == "http://localhost:29411"
+    given = {"MAEVE_OCPI_PORT": "29411", "MAEVE_OCPI_EXTERNAL_URL": "https://ocpi.example.com"}
+    assert Settings.from_env(given).ocpi_external_url == "https://ocpi.example.com"
+
+
+def test_equal_ports_are_refused():
+    """The API and OCPI listeners cannot share a port."""
+    with pytest.raises(SettingsError, match="MAEVE_API_PORT and MAEVE_OCPI_PORT must differ"):
+        Settings.from_env({"MAEVE_API_PORT": "9411"})
+
+
+def test_a_sqlite_file_in_a_missing_directory_is_refused(tmp_path):
+    """check_store refuses a SQLite path whose directory does not exist, naming the variable, and creates nothing."""
+    settings = Settings.from_env({"MAEVE_DATABASE_URL": f"sqlite:///{tmp_path}/missing/x.db"})
+    with pytest.raises(SettingsError, match="MAEVE_DATABASE_URL"):
+        settings.check_store()
+    assert not (tmp_path / "missing").exists()
+    Settings.from_env({"MAEVE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}).check_store()

@@ -1,0 +1,40 @@
+"""The Makefile's help and the benchmark's defaults: results stay under bench/results/ unless asked."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.config import DOCS, Config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_make_help_lists_every_target():
+    """`make help` names each target the README mentions, with what it does."""
+    done = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    targets = {line.split()[1] for line in done.stdout.splitlines() if line.strip().startswith("make ")}
+    assert {"help", "run", "check-config", "test", "fuzz", "bench", "lint", "clean"} <= targets
+
+
+@pytest.mark.parametrize(
+    ("environment", "docs"),
+    [
+        ({}, ""),
+        ({"BENCH_DOCS": "1"}, DOCS),
+        ({"BENCH_DOCS": "other.md"}, "other.md"),
+        ({"BENCH_NOTE": "what changed"}, DOCS),
+        ({"BENCH_NOTE": "what changed", "BENCH_DOCS": "0"}, ""),
+    ],
+)
+def test_the_benchmark_rewrites_a_tracked_file_only_when_asked(environment, docs):
+    """By default the benchmark writes only under bench/results/; BENCH_DOCS=1 or a BENCH_NOTE ask for the docs."""
+    assert Config.from_env(environment).docs == docs
+
+
+def test_the_makefile_installs_no_system_packages():
+    """`make bench` says what it needs instead of installing it."""
+    assert "apt-get install" not in (ROOT / "Makefile").read_text()
