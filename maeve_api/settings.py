@@ -156,7 +156,7 @@ class Settings:
         shown = (
             f"{item.name}={self.redacted_database_url if item.name == 'database_url' else getattr(self, item.name)!r}"
             for item in fields(self)
-            if item.repr
+            if item.repr or item.name == "database_url"
         )
         return f"Settings({', '.join(shown)})"
 

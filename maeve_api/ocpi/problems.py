@@ -107,7 +107,8 @@ def _not_found(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
 def _conflict(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     assert isinstance(exc, Conflict)
     log_error(400, exc, logger)
-    return envelope_response(400, 2001, f"{exc.kind} {exc.key} {exc.reason}")
+    # The key is the caller's own uid: named by its field, never repeated.
+    return envelope_response(400, 2001, f"uid: the {exc.kind} {exc.reason}")
 
 
 def _unavailable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

@@ -69,7 +69,8 @@ def test_every_example_is_accepted(client):
 
 
 def test_the_readme_names_each_ui_and_the_probes_by_full_url():
-    """The README gives the address of both Swagger UIs and the probes' exact paths."""
+    """The README gives the address of the Swagger UI, of both documents and the probes' exact paths."""
     readme = (ROOT / "README.md").read_text()
-    for address in ("http://127.0.0.1:9410/api/v0/ui/", "http://127.0.0.1:9411/ocpi/ui/", "http://127.0.0.1:9410/health"):
+    addresses = ("http://127.0.0.1:9410/api/v0/ui/", "http://127.0.0.1:9410/ocpi/openapi.json", "http://127.0.0.1:9410/health")
+    for address in addresses:
         assert address in readme

@@ -315,7 +315,7 @@ def test_status_messages_name_the_field_and_repeat_no_value(client, store):
         "location": "location_id: no such location",
         "evse": "evse_uid: the location has no such EVSE",
         "token": "token_uid: no such token",
-        "body": "issuer: must be a string; valid: must be true or false",
+        "body": "issuer: is required; valid: must be true or false",
         "method": "method: POST is not allowed here; allowed: GET, HEAD",
     }
 

@@ -27,6 +27,7 @@ def environment(tmp_path: Path, **variables: str) -> dict[str, str]:
         "MAEVE_DATABASE_URL": f"sqlite:///{tmp_path}/maeve.db",
         "MAEVE_API_PORT": str(free_port()),
         "MAEVE_OCPI_PORT": str(free_port()),
+        "MAEVE_OCPP_PORT": str(free_port()),
         "MAEVE_WORKERS": "1",
         "TMPDIR": str(tmp_path),
         **variables,
@@ -42,13 +43,17 @@ def metrics_dirs(tmp_path: Path) -> list[Path]:
 
 
 def test_check_config_prints_what_would_be_served(tmp_path):
-    """check-config prints the store, both listeners and the advertised OCPI URL, which follows MAEVE_OCPI_PORT."""
-    env = environment(tmp_path, MAEVE_API_PORT="29410", MAEVE_OCPI_PORT="29411")
+    """check-config prints the store, each listener and the advertised OCPI URL, which follows MAEVE_OCPI_PORT."""
+    env = environment(tmp_path, MAEVE_API_PORT="29410", MAEVE_OCPI_PORT="29411", MAEVE_OCPP_PORT="29310")
     done = subprocess.run([COMMAND, "check-config"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {
         "store": f"sqlite:{tmp_path.resolve()}/maeve.db",
-        "listeners": {"api": "http://127.0.0.1:29410", "ocpi": "http://127.0.0.1:29411"},
+        "listeners": {
+            "api": "http://127.0.0.1:29410",
+            "ocpi": "http://127.0.0.1:29411",
+            "ocpp": "ws://127.0.0.1:29310/ws/{csId}",
+        },
         "ocpi_versions_url": "http://localhost:29411/ocpi/versions",
         "workers": 1,
     }
@@ -120,7 +125,7 @@ def serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 def test_serve_logs_one_start_up_line_and_shuts_down_quietly(tmp_path):
     """serve logs, in JSON, the store, each listener and the OCPI URL; SIGTERM ends it without socket errors."""
     env = environment(tmp_path)
-    api, ocpi = env["MAEVE_API_PORT"], env["MAEVE_OCPI_PORT"]
+    api, ocpi, ocpp = env["MAEVE_API_PORT"], env["MAEVE_OCPI_PORT"], env["MAEVE_OCPP_PORT"]
     log = tmp_path / "serve.log"
     process = serve(env, log)
     try:
@@ -136,7 +141,11 @@ def test_serve_logs_one_start_up_line_and_shuts_down_quietly(tmp_path):
     started = [record for record in records if record["message"] == "maeve-api started"]
     assert len(started) == 1
     assert started[0]["store"] == f"sqlite:{tmp_path.resolve()}/maeve.db"
-    assert started[0]["listeners"] == {"api": f"http://127.0.0.1:{api}", "ocpi": f"http://127.0.0.1:{ocpi}"}
+    assert started[0]["listeners"] == {
+        "api": f"http://127.0.0.1:{api}",
+        "ocpi": f"http://127.0.0.1:{ocpi}",
+        "ocpp": f"ws://127.0.0.1:{ocpp}/ws/{{csId}}",
+    }
     assert started[0]["ocpi_versions_url"] == f"http://localhost:{ocpi}/ocpi/versions"
     assert "\x1b[" not in text and "\\u001b" not in text
     assert "Error while closing socket" not in text

@@ -154,10 +154,16 @@ def test_each_listener_binds_its_own_host():
     assert (legacy.api_host, legacy.ocpi_host) == ("10.0.0.5", "0.0.0.0")
 
 
-def test_gunicorn_binds_each_listener_to_its_host():
-    """gunicorn's bind list puts the internal API and OCPI on their own hosts."""
+def test_gunicorn_binds_each_listener_to_its_host(tmp_path):
+    """gunicorn's bind list puts the internal API, OCPI and OCPP on their own hosts."""
     code = "from maeve_api import gunicorn_conf as c; print(c.bind)"
-    env = {**os.environ, "MAEVE_API_HOST": "127.0.0.2", "MAEVE_OCPI_HOST": "0.0.0.0", "MAEVE_OCPI_PORT": "9511"}
+    env = {
+        **os.environ,
+        "MAEVE_DATABASE_URL": f"sqlite:///{tmp_path}/maeve.db",
+        "MAEVE_API_HOST": "127.0.0.2",
+        "MAEVE_OCPI_HOST": "0.0.0.0",
+        "MAEVE_OCPI_PORT": "9511",
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert shown.strip() == "['127.0.0.2:9410', '0.0.0.0:9511', '127.0.0.1:9310']"
