@@ -200,3 +200,13 @@ def storage_engine(request: pytest.FixtureRequest) -> str:
 def storage(storage_engine: str, make_storage: Callable[[str], Storage]) -> Storage:
     """A fresh, empty storage, once per engine."""
     return make_storage(storage_engine)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (tox.ini) starts one pytest-xdist worker more than there are cores.
+
+    Much of the suite waits rather than computes (store timeouts, gunicorn and nx-27017 starting,
+    partners that never answer), and a spare worker runs tests during those waits: on 2 cores the
+    suite took 67 s with 2 workers and 58 s with 3.
+    """
+    return (os.cpu_count() or 1) + 1
