@@ -85,32 +85,28 @@ class RequestGuard:
                 return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive channel that first yields ``body`` as one message, then whatever ``receive`` gives."""
+def replay(first: Message, receive: Receive) -> Receive:
+    """A receive channel that first yields the message ``first``, then whatever ``receive`` gives."""
     sent = False
 
-    async def replay() -> Message:
+    async def replayed() -> Message:
         nonlocal sent
         if sent:
             return await receive()
         sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        return first
 
-    return replay
+    return replayed
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive channel that first yields ``body`` as one message, then whatever ``receive`` gives."""
+    return replay({"type": "http.request", "body": body, "more_body": False}, receive)
 
 
 def _no_body(receive: Receive) -> Receive:
     """A receive channel that yields an empty body; the request's own body is never read."""
-    sent = False
-
-    async def empty() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    return empty
+    return _replay(b"", receive)
 
 
 def _typeless_when_empty(send: Send, scope: Scope) -> Send:

@@ -14,6 +14,8 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from maeve_api.middleware import replay
+
 _HEADER = b"x-correlation-id"
 # An id is echoed only if it is short and plain; otherwise the response carries a new one.
 _PLAIN = re.compile(rb"[A-Za-z0-9._:+=/-]{1,128}")
@@ -92,7 +94,7 @@ class PartnerRequests:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                return _replay_message(message, receive)
+                return replay(message, receive)
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
@@ -108,20 +110,7 @@ class PartnerRequests:
                     body = json.dumps(cleaned, ensure_ascii=True).encode()
                     kept = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
                     scope["headers"] = [*kept, (b"content-length", str(len(body)).encode())]
-        return _replay_message({"type": "http.request", "body": body, "more_body": False}, receive)
-
-
-def _replay_message(first: Message, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return first
-
-    return replay
+        return replay({"type": "http.request", "body": body, "more_body": False}, receive)
 
 
 class RoutingHeaders:
