@@ -18,6 +18,7 @@ from maeve_api.app import create_app
 from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, open_storage
+from tests.ocpi.hostile import HostileServer
 from tests.ocpi.partner import Partner
 
 #: Short enough that the failure paths and retries stay fast.
@@ -169,3 +170,18 @@ def wait_for(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
             return value
         time.sleep(0.02)
     raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def make_hostile_server() -> Iterator[Callable[..., HostileServer]]:
+    """Factory of loopback HTTP servers answering every request with ``answer(request)``; stopped afterwards."""
+    made: list[HostileServer] = []
+
+    def make(answer: Callable[..., Any]) -> HostileServer:
+        server = HostileServer(answer)
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop()

@@ -19,7 +19,7 @@ from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.settings import Settings
 from tests.api.conftest import assert_empty, assert_status
 from tests.ocpi.conftest import FAST, listening_socket
-from tests.ocpi.hostile import HostileServer, Reply, ocpi_answer, trickle, zeros
+from tests.ocpi.hostile import Reply, ocpi_answer, trickle, zeros
 
 SECRET = "internal-secret-4711"
 ROLES = [{"role": "EMSP", "party_id": "EMS", "country_code": "NL", "business_details": {"name": "eMSP"}}]
@@ -34,24 +34,10 @@ def _post_credentials(ocpi_url: str, token_a: str, versions_url: str) -> request
     return requests.post(f"{ocpi_url}/ocpi/2.2.1/credentials", json=body, headers=_auth(token_a), timeout=15)
 
 
-@pytest.fixture
-def servers():
-    made: list[HostileServer] = []
-
-    def make(answer) -> HostileServer:
-        server = HostileServer(answer)
-        made.append(server)
-        return server
-
-    yield make
-    for server in made:
-        server.stop()
-
-
-def test_a_partner_cannot_make_us_call_a_loopback_service(make_instance, servers):
+def test_a_partner_cannot_make_us_call_a_loopback_service(make_instance, make_hostile_server):
     """With private networks not allowed, a token A's versions URL on loopback is a 502/3001 naming the step; the
     service is never called and nothing of it is reflected."""
-    service = servers(lambda _request: Reply(200, body=f'{{"secret": "{SECRET}"}}'.encode()))
+    service = make_hostile_server(lambda _request: Reply(200, body=f'{{"secret": "{SECRET}"}}'.encode()))
     cpo = make_instance(ocpi_allow_private_networks=False)
     assert_empty(cpo.api.post("/register", json={"token": "token-a"}), 201)
     for url in (f"{service.url}/api/v0/token/T1", f"http://localhost:{service.port}/", "http://[::1]:9/"):
@@ -63,20 +49,20 @@ def test_a_partner_cannot_make_us_call_a_loopback_service(make_instance, servers
     assert cpo.store.parties.all() == []
 
 
-def test_the_operator_is_refused_a_private_url_by_default(make_instance, servers):
+def test_the_operator_is_refused_a_private_url_by_default(make_instance, make_hostile_server):
     """registerParty with a loopback url is a 400 naming url and the rule, and the URL is never called."""
-    service = servers(lambda _request: Reply(200, body=ocpi_answer([])))
+    service = make_hostile_server(lambda _request: Reply(200, body=ocpi_answer([])))
     cpo = make_instance(ocpi_allow_private_networks=False)
     response = cpo.api.post("/register", json={"token": "token-a", "url": f"{service.url}/ocpi/versions"})
     assert_status(response, 400, "url", "MAEVE_OCPI_ALLOW_PRIVATE_NETWORKS")
     assert service.received == []
 
 
-def test_redirects_are_not_followed_nor_reflected(make_instance, servers):
+def test_redirects_are_not_followed_nor_reflected(make_instance, make_hostile_server):
     """A 302 to another server is a failure naming the step and the status; the other server is never called and
     the redirect's body and target are not repeated, to the operator or to a partner."""
-    target = servers(lambda _request: Reply(200, body=ocpi_answer([])))
-    redirect = servers(
+    target = make_hostile_server(lambda _request: Reply(200, body=ocpi_answer([])))
+    redirect = make_hostile_server(
         lambda _request: Reply(
             302, {"Location": f"{target.url}/ocpi/versions", "Content-Type": "text/plain"}, f"see {SECRET}".encode()
         )
@@ -103,9 +89,9 @@ def test_redirects_are_not_followed_nor_reflected(make_instance, servers):
         (500, ocpi_answer(None, 3000, SECRET), "HTTP 500, OCPI status_code 3000"),
     ],
 )
-def test_a_partners_answer_is_described_never_repeated(make_instance, servers, caplog, status, body, kind):
+def test_a_partners_answer_is_described_never_repeated(make_instance, make_hostile_server, caplog, status, body, kind):
     """The 502 names the step and the kind of failure only; the partner's text goes to the log, shortened."""
-    partner = servers(lambda _request: Reply(status, body=body))
+    partner = make_hostile_server(lambda _request: Reply(status, body=body))
     cpo = make_instance()
     response = cpo.api.post("/register", json={"token": "token-a", "url": f"{partner.url}/ocpi/versions"})
     assert_status(response, 502, "GET versions", kind)
@@ -143,10 +129,10 @@ def _station_latencies(api: str, count: int) -> list[float]:
     return latencies
 
 
-def test_trickling_partners_cannot_stall_the_internal_api(tmp_path: Path, servers):
+def test_trickling_partners_cannot_stall_the_internal_api(tmp_path: Path, make_hostile_server):
     """Fifty credentials POSTs pointing at a partner that trickles its answer for 20 s: each ends by the call's
     deadline or at once, and meanwhile the internal API answers as usual and /ready stays 200."""
-    trickler = servers(lambda _request: Reply(200, pieces=trickle(100), pause=0.2, length=100))
+    trickler = make_hostile_server(lambda _request: Reply(200, pieces=trickle(100), pause=0.2, length=100))
     settings = replace(
         Settings(database_url=f"sqlite:///{tmp_path}/maeve.db"),
         **{**FAST, "ocpi_read_timeout": 1.0, "ocpi_call_deadline_seconds": 2.0},
@@ -180,10 +166,10 @@ def test_trickling_partners_cannot_stall_the_internal_api(tmp_path: Path, server
     assert any("timeout" in text for _status, _seconds, text in outcomes)
 
 
-def test_a_huge_answer_is_not_read_whole(make_instance, servers):
+def test_a_huge_answer_is_not_read_whole(make_instance, make_hostile_server):
     """A 64 MB answer fails the call once 1 MiB has been read; the partner could send only a little of it."""
     size = 64 * 1024 * 1024
-    huge = servers(lambda _request: Reply(200, pieces=zeros(size), length=size))
+    huge = make_hostile_server(lambda _request: Reply(200, pieces=zeros(size), length=size))
     cpo = make_instance()
     response = cpo.api.post("/register", json={"token": "token-a", "url": f"{huge.url}/ocpi/versions"})
     assert_status(response, 502, "GET versions", "larger than")
@@ -191,9 +177,11 @@ def test_a_huge_answer_is_not_read_whole(make_instance, servers):
     assert huge.sent_bytes < 16 * 1024 * 1024, huge.sent_bytes
 
 
-def test_the_versions_a_partner_offers_are_not_repeated(make_instance, servers):
+def test_the_versions_a_partner_offers_are_not_repeated(make_instance, make_hostile_server):
     """A partner offering no version we speak gets a 502 saying so, without the version names it sent."""
-    partner = servers(lambda _request: Reply(200, body=ocpi_answer([{"version": SECRET, "url": "https://x.example/"}])))
+    partner = make_hostile_server(
+        lambda _request: Reply(200, body=ocpi_answer([{"version": SECRET, "url": "https://x.example/"}]))
+    )
     cpo = make_instance()
     response = cpo.api.post("/register", json={"token": "token-a", "url": f"{partner.url}/ocpi/versions"})
     assert_status(response, 502, "GET versions", "no version in common")

@@ -23,7 +23,7 @@ from tests.api.conftest import assert_empty
 from tests.api.test_locations import LOCATION
 from tests.api.test_metrics import sample
 from tests.ocpi.conftest import FAST, wait_for
-from tests.ocpi.hostile import HostileServer, Reply, ocpi_answer, trickle
+from tests.ocpi.hostile import Reply, ocpi_answer, trickle
 
 KEY = "NL*EMS"
 
@@ -44,20 +44,6 @@ def _party(receiver: str, key: str = KEY) -> dict:
 
 
 @pytest.fixture
-def receiver():
-    made: list[HostileServer] = []
-
-    def make(answer) -> HostileServer:
-        server = HostileServer(answer)
-        made.append(server)
-        return server
-
-    yield make
-    for server in made:
-        server.stop()
-
-
-@pytest.fixture
 def settings(tmp_path) -> Settings:
     return replace(Settings(database_url=f"sqlite:///{tmp_path}/maeve.db"), **FAST)
 
@@ -67,7 +53,7 @@ def _publish(store, name: str, location_id: str = "loc1") -> None:
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "nx27017"])
-def test_a_stale_push_never_overwrites_a_newer_one(make_storage, receiver, settings, engine):
+def test_a_stale_push_never_overwrites_a_newer_one(make_storage, make_hostile_server, settings, engine):
     """Worker A sends version 1 to a partner that applies a PUT only once its answer is out, and answers slowly;
     version 2 is registered meanwhile. A's call ends at its deadline, before its lease, so worker B sends
     version 2 only once A is done with version 1: the partner ends with version 2."""
@@ -81,7 +67,7 @@ def test_a_stale_push_never_overwrites_a_newer_one(make_storage, receiver, setti
             return Reply(200, pieces=trickle(25), pause=0.1, length=25, on_sent=lambda: applied.append(name))
         return Reply(200, body=ocpi_answer(), on_sent=lambda: applied.append(name))
 
-    partner = receiver(answer)
+    partner = make_hostile_server(answer)
     store = make_storage(engine)
     store.parties.create(_party(partner.url))
     slow = replace(settings, push_lease_seconds=1.0, ocpi_call_deadline_seconds=0.6, ocpi_read_timeout=0.5)
@@ -107,10 +93,12 @@ def _failures(party: str, reason: str) -> float:
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "mongomock"])
-def test_a_4xx_is_final_for_that_revision_and_recorded(make_storage, receiver, settings, engine):
+def test_a_4xx_is_final_for_that_revision_and_recorded(make_storage, make_hostile_server, settings, engine):
     """A 422 with an OCPI 2001 is tried once: the entry leaves the outbox, the partner's status, code and message
     (shortened) are recorded, and the final failure is counted; a new revision is pushed again."""
-    partner = receiver(lambda _request: Reply(422, body=ocpi_answer(None, 2001, "latitude: too long " + "x" * 500)))
+    partner = make_hostile_server(
+        lambda _request: Reply(422, body=ocpi_answer(None, 2001, "latitude: too long " + "x" * 500))
+    )
     store = make_storage(engine)
     store.parties.create(_party(partner.url))
     before = _failures(KEY, "refused")
@@ -133,9 +121,9 @@ def test_a_4xx_is_final_for_that_revision_and_recorded(make_storage, receiver, s
 
 
 @pytest.mark.parametrize("status", [500, 503, 408, 429])
-def test_5xx_408_and_429_are_retried(make_storage, receiver, settings, status):
+def test_5xx_408_and_429_are_retried(make_storage, make_hostile_server, settings, status):
     """A server error, a request timeout or too many requests keeps the push queued, with its attempt counted."""
-    partner = receiver(lambda _request: Reply(status, body=ocpi_answer(None, 3000, "busy")))
+    partner = make_hostile_server(lambda _request: Reply(status, body=ocpi_answer(None, 3000, "busy")))
     store = make_storage("sqlite")
     store.parties.create(_party(partner.url))
     _publish(store, "version 1")
@@ -147,9 +135,9 @@ def test_5xx_408_and_429_are_retried(make_storage, receiver, settings, status):
     assert (result["state"], result["http_status"]) == ("retrying", status)
 
 
-def test_a_push_failing_for_a_day_is_given_up(make_storage, receiver, settings):
+def test_a_push_failing_for_a_day_is_given_up(make_storage, make_hostile_server, settings):
     """Retries with back-off stop 24 hours after the first failure of a revision; the give-up is counted."""
-    partner = receiver(lambda _request: Reply(503, body=b"down"))
+    partner = make_hostile_server(lambda _request: Reply(503, body=b"down"))
     store = make_storage("sqlite")
     store.parties.create(_party(partner.url))
     _publish(store, "version 1")
@@ -171,10 +159,10 @@ def test_a_push_failing_for_a_day_is_given_up(make_storage, receiver, settings):
     assert len(partner.received) == 5
 
 
-def test_a_partner_url_on_loopback_is_never_pushed_to(make_storage, receiver, tmp_path):
+def test_a_partner_url_on_loopback_is_never_pushed_to(make_storage, make_hostile_server, tmp_path):
     """With private networks not allowed, a registered party whose receiver is on loopback gets no call, and the
     push is given up as refused."""
-    partner = receiver(lambda _request: Reply(200, body=ocpi_answer()))
+    partner = make_hostile_server(lambda _request: Reply(200, body=ocpi_answer()))
     store = make_storage("sqlite")
     store.parties.create(_party(partner.url))
     strict = replace(
