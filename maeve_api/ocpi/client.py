@@ -14,6 +14,12 @@ Partners are untrusted, and so is every URL they give us:
 - Errors name the step and the kind of failure (HTTP status, timeout, not JSON, OCPI status_code),
   never what the partner wrote; that goes to the log, shortened. Tokens are never part of an error
   message or a log line.
+
+The standard library's ``http.client`` carries the calls rather than ``requests``: ``requests`` sends
+through any proxy named in the environment (which resolves the host itself, so the address check could not
+hold), pins no address without replacing urllib3's connection pools and their TLS host name handling, and
+has no wall-clock deadline, only per-read timeouts that a trickling partner keeps resetting. Each of
+those is a few lines on ``http.client``'s connection, whose socket this module owns.
 """
 
 from __future__ import annotations
