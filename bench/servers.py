@@ -149,6 +149,7 @@ class Gunicorn:
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.ocpi_port = 0
+        self.ocpp_port = 0
 
     @property
     def url(self) -> str:
@@ -164,15 +165,16 @@ class Gunicorn:
             "MAEVE_DATABASE_URL": self.database_url,
             "MAEVE_HOST": HOST,
             "MAEVE_API_PORT": str(self.port),
-            # The OCPI listener is served by the same processes; it gets a free port too and no load.
+            # The OCPI and OCPP listeners are served by the same processes; they get free ports too and no load.
             "MAEVE_OCPI_PORT": str(self.ocpi_port),
+            "MAEVE_OCPP_PORT": str(self.ocpp_port),
             "MAEVE_WORKERS": str(self.workers),
         }
 
     def start(self) -> None:
         """Start the master and wait until every worker has started; raises RuntimeError with the log if not."""
         for _attempt in range(3):  # another process may take the free port before gunicorn binds it
-            self.port, self.ocpi_port = free_ports(2)
+            self.port, self.ocpi_port, self.ocpp_port = free_ports(3)
             with open(self.log, "wb") as output:
                 self.process = subprocess.Popen(
                     self.command,
