@@ -288,6 +288,14 @@ class PartyRepository(ABC):
         """Every party, ordered by key."""
 
     @abstractmethod
+    def page(self, offset: int, limit: int) -> list[Document]:
+        """Up to ``limit`` parties after skipping ``offset``, ordered by key (through the key's index)."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many parties there are."""
+
+    @abstractmethod
     def remove(self, key: str) -> None:
         """Delete the party if present, releasing its identities."""
 

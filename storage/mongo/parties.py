@@ -118,6 +118,18 @@ class MongoPartyRepository(PartyRepository):
             found = list(self._parties.find().sort([("_id", ASCENDING)]))
         return [_party(stored) for stored in found]
 
+    def page(self, offset: int, limit: int) -> list[Document]:
+        docs.check_page(offset, limit)
+        if limit == 0:  # Mongo reads limit(0) as "no limit"
+            return []
+        with self._db.operation():
+            found = list(self._parties.find().sort([("_id", ASCENDING)]).skip(offset).limit(limit))
+        return [_party(stored) for stored in found]
+
+    def count(self) -> int:
+        with self._db.operation():
+            return int(self._parties.count_documents({}))
+
     def remove(self, key: str) -> None:
         with self._db.operation():
             self._parties.delete_one({"_id": key})

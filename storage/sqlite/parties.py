@@ -87,6 +87,15 @@ class SqlitePartyRepository(PartyRepository):
         rows = self._db.fetch_all("SELECT document FROM ocpi_parties ORDER BY key", ())
         return [_load(row[0], _PARTY_TIMES) for row in rows]
 
+    def page(self, offset: int, limit: int) -> list[Document]:
+        docs.check_page(offset, limit)
+        rows = self._db.fetch_all("SELECT document FROM ocpi_parties ORDER BY key LIMIT ? OFFSET ?", (limit, offset))
+        return [_load(row[0], _PARTY_TIMES) for row in rows]
+
+    def count(self) -> int:
+        row = self._db.fetch_one("SELECT count(*) FROM ocpi_parties", ())
+        return int(row[0]) if row else 0
+
     def remove(self, key: str) -> None:
         with self._db.transaction() as connection:
             connection.execute("DELETE FROM ocpi_party_identities WHERE party = ?", (key,))
