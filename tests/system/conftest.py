@@ -69,6 +69,7 @@ def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[[], Service]]:
             "MAEVE_DATABASE_URL": database_url,
             "MAEVE_API_PORT": str(port),
             "MAEVE_OCPI_PORT": str(free_port()),
+            "MAEVE_OCPP_PORT": str(free_port()),
             "MAEVE_WORKERS": str(WORKERS),
             "MAEVE_LOG_LEVEL": "warning",
         }
