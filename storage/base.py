@@ -32,6 +32,10 @@ class StorageUnavailable(StorageError):
     """The store did not answer in time or refused the operation for reasons not of the caller's making."""
 
 
+class TooLarge(StorageError):
+    """The record would be larger than the store keeps in one document (MongoDB's 16 MB); nothing was written."""
+
+
 class Conflict(StorageError):
     """A conditional write found the record held by someone else or in another state; nothing was written.
 

@@ -17,6 +17,7 @@ from pymongo.collection import Collection
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
+    DocumentTooLarge,
     DuplicateKeyError,
     ExecutionTimeout,
     OperationFailure,
@@ -28,6 +29,7 @@ from .. import _documents as docs
 from ..base import (
     Document,
     StorageUnavailable,
+    TooLarge,
     token_key,
 )
 
@@ -51,6 +53,9 @@ CLIENT_DEFAULTS: dict[str, Any] = {
 # BSONObjectTooLarge, document too large after an update (17419, 17420), duplicate key (11000, 11001, 12582).
 _CALLER_ERROR_CODES = frozenset({2, 9, 14, 52, 55, 56, 57, 10334, 17419, 17420, 11000, 11001, 12582})
 
+
+#: BSONObjectTooLarge and a document grown too large by an update (17419, 17420).
+_TOO_LARGE_CODES = frozenset({10334, 17419, 17420})
 
 _UTC_CODEC: CodecOptions[Document] = CodecOptions(tz_aware=True, tzinfo=docs.UTC)
 
@@ -133,7 +138,11 @@ class MongoEngine:
         """Turn pymongo errors that are not the caller's fault into StorageUnavailable."""
         try:
             yield
+        except DocumentTooLarge as exc:  # refused by pymongo before sending
+            raise TooLarge(f"MongoDB document too large ({exc})") from exc
         except PyMongoError as exc:
+            if isinstance(exc, OperationFailure) and exc.code in _TOO_LARGE_CODES:
+                raise TooLarge(f"MongoDB document too large (code {exc.code})") from exc
             if _is_unavailable(exc):
                 detail = (
                     f"{type(exc).__name__}, code {exc.code}"

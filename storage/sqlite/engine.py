@@ -22,6 +22,7 @@ from .. import _documents as docs
 from ..base import (
     Document,
     StorageUnavailable,
+    TooLarge,
 )
 
 log = logging.getLogger(__package__)
@@ -176,6 +177,7 @@ _NOT_UNAVAILABLE_CODES = frozenset({1, 18, 19, 20, 21, 25})
 
 
 _SQLITE_READONLY = 8
+_SQLITE_TOOBIG = 18
 
 
 _CALLER_ERRORS = (
@@ -282,6 +284,8 @@ class SqliteEngine:
         try:
             yield
         except sqlite3.Error as exc:
+            if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == _SQLITE_TOOBIG:
+                raise TooLarge(f"SQLite row too large: {exc}") from exc
             if _is_unavailable(exc):
                 if _is_read_only(exc):
                     # A connection that opened the file read-only, or whose file was moved, never writes
