@@ -1,17 +1,9 @@
-"""The ASGI application gunicorn serves, configured from the environment: the internal API, OCPI and OCPP, by port."""
+"""The ASGI application gunicorn serves, configured from the environment: the internal API, OCPI and OCPP, by port.
 
-from maeve_api.app import create_app
-from maeve_api.listeners import PortDispatch
-from maeve_api.ocpi.app import create_ocpi_app
-from maeve_api.ocpp.app import create_ocpp_app
+The three apps share one storage per worker (see ``maeve_api.listeners.create_listeners``).
+"""
+
+from maeve_api.listeners import create_listeners
 from maeve_api.settings import Settings
 
-_settings = Settings.from_env()
-
-app = PortDispatch(
-    {
-        _settings.api_port: create_app(_settings),
-        _settings.ocpi_port: create_ocpi_app(_settings),
-        _settings.ocpp_port: create_ocpp_app(_settings),
-    }
-)
+app = create_listeners(Settings.from_env())

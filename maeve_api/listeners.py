@@ -1,13 +1,22 @@
-"""One ASGI app for both listeners: requests go to the app of the port they arrived on, lifespan to both."""
+"""One ASGI app for every listener: requests go to the app of the port they arrived on, lifespan to each."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from maeve_api.app import create_app
+from maeve_api.ocpi.app import create_ocpi_app
+from maeve_api.ocpp.app import create_ocpp_app
+from maeve_api.shared_storage import SharedStorage
+from maeve_api.storage import Storage, open_storage
+
+if TYPE_CHECKING:
+    from maeve_api.settings import Settings
 
 
 class PortDispatch:
@@ -93,3 +102,19 @@ async def _not_served(scope: Scope, send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def create_listeners(settings: Settings, opener: Callable[[], Storage] | None = None) -> PortDispatch:
+    """The internal API, OCPI and OCPP apps of one worker, by port, over one storage they share.
+
+    ``opener`` replaces opening ``settings.database_url``; it is called once per worker, when the first app
+    starts (after gunicorn forks), and its storage is closed once, when the last app has stopped.
+    """
+    shared = SharedStorage(opener or (lambda: open_storage(settings.database_url)))
+    return PortDispatch(
+        {
+            settings.api_port: create_app(settings, shared),
+            settings.ocpi_port: create_ocpi_app(settings, shared),
+            settings.ocpp_port: create_ocpp_app(settings, shared),
+        }
+    )

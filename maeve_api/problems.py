@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 
 from maeve_api.errors import Conflict, DomainError, InvalidInput, NotSupported, PartnerFailed
 from maeve_api.middleware import RefusedRequest
-from maeve_api.storage import NotFound, StorageUnavailable
+from maeve_api.storage import NotFound, StorageUnavailable, TooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,12 @@ def _unavailable(_request: ConnexionRequest, exc: Exception) -> ConnexionRespons
     return status_response(503, message, {"Retry-After": "1"})
 
 
+def _too_large(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    message = "body: the record would be larger than the data store keeps in one document"
+    log_error(413, f"{message} ({exc})")
+    return status_response(413, message)
+
+
 def _undecodable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     message = "body: is not valid UTF-8"
     log_error(400, message)
@@ -159,6 +165,7 @@ def register_error_handlers(app: AbstractApp, allowed: AllowedMethods) -> None:
         (DomainError, _domain_error),
         (NotFound, _not_found),
         (StorageUnavailable, _unavailable),
+        (TooLarge, _too_large),
         (UnicodeDecodeError, _undecodable),
         (Exception, _unexpected),
     )

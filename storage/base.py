@@ -32,6 +32,10 @@ class StorageUnavailable(StorageError):
     """The store did not answer in time or refused the operation for reasons not of the caller's making."""
 
 
+class TooLarge(StorageError):
+    """The record would be larger than the store keeps in one document (MongoDB's 16 MB); nothing was written."""
+
+
 class Conflict(StorageError):
     """A conditional write found the record held by someone else or in another state; nothing was written.
 
@@ -286,6 +290,14 @@ class PartyRepository(ABC):
     @abstractmethod
     def all(self) -> list[Document]:
         """Every party, ordered by key."""
+
+    @abstractmethod
+    def page(self, offset: int, limit: int) -> list[Document]:
+        """Up to ``limit`` parties after skipping ``offset``, ordered by key (through the key's index)."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many parties there are."""
 
     @abstractmethod
     def remove(self, key: str) -> None:

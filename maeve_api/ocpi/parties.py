@@ -45,10 +45,11 @@ def _registration(registration: Mapping[str, Any]) -> dict[str, Any]:
 
 def list_parties(storage: Storage, offset: int, limit: int) -> list[dict[str, Any]]:
     """Registered parties ordered by key, then the registrations not yet used by a handshake; one page of them."""
-    parties = storage.parties.all()
-    shown = [_party(party) for party in parties[offset : offset + limit]]
+    shown = [_party(party) for party in storage.parties.page(offset, limit)]
     if len(shown) < limit:
-        skipped = max(0, offset - len(parties))
+        # Past the last party: a short page tells how many there are; only past the end are they counted.
+        parties = offset + len(shown) if shown or not offset else storage.parties.count()
+        skipped = max(0, offset - parties)
         shown += [_registration(r) for r in storage.registrations.page(skipped, limit - len(shown))]
     listed: list[dict[str, Any]] = _wire(shown)
     return listed

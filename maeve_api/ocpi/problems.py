@@ -25,7 +25,7 @@ from maeve_api.ocpi.errors import (
     UnknownToken,
 )
 from maeve_api.problems import AllowedMethods, http_error_detail, log_error, not_found_message
-from maeve_api.storage import Conflict, NotFound, StorageUnavailable
+from maeve_api.storage import Conflict, NotFound, StorageUnavailable, TooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,7 @@ _NOT_FOUND_CODES = {"location": 2003, "token": 2004}
 _UNKNOWN = {UnknownToken: "token_uid: no such token"}
 _MISSING_AUTHORIZATION = "Authorization: is required; send Token <base64 of your credentials token>"
 _REFUSED_TOKEN = (
-    "Authorization: the token is unknown, or is a token A, which reaches only versions, version details"
-    " and credentials"
+    "Authorization: the token is unknown, or is a token A, which reaches only versions, version details and credentials"
 )
 
 
@@ -117,6 +116,12 @@ def _unavailable(_request: ConnexionRequest, exc: Exception) -> ConnexionRespons
     return envelope_response(503, 3000, message, {"Retry-After": "1"})
 
 
+def _too_large(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    message = "body: the record would be larger than the data store keeps in one document"
+    log_error(413, f"{message} ({exc})", logger)
+    return envelope_response(413, 2001, message)
+
+
 def _undecodable(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     message = "body: is not valid UTF-8"
     log_error(400, message, logger)
@@ -146,6 +151,7 @@ def register_ocpi_error_handlers(app: AbstractApp, allowed: AllowedMethods) -> N
         (NotFound, _not_found),
         (Conflict, _conflict),
         (StorageUnavailable, _unavailable),
+        (TooLarge, _too_large),
         (UnicodeDecodeError, _undecodable),
         (Exception, _unexpected),
     )

@@ -10,9 +10,10 @@ import requests
 import uvicorn
 
 from maeve_api.app import create_app
-from maeve_api.listeners import PortDispatch
+from maeve_api.listeners import PortDispatch, create_listeners
 from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.settings import Settings
+from maeve_api.storage.sqlite import SqliteStorage
 from tests.ocpi.conftest import listening_socket
 
 
@@ -65,3 +66,43 @@ def test_a_request_on_another_port_is_404():
     asyncio.run(PortDispatch({9410: never})(scope, receive, send))
     assert sent[0]["status"] == 404
     assert sent[1]["body"] == b'{"status": "Not Found", "error": "nothing is served on this port"}'
+
+
+def test_every_listener_of_a_worker_shares_one_storage_opened_and_closed_once(tmp_path):
+    """The API, OCPI and OCPP apps of one worker open one storage at start-up and close it once at shutdown."""
+    opened: list[SqliteStorage] = []
+    closed: list[SqliteStorage] = []
+
+    class Counted(SqliteStorage):
+        def close(self) -> None:
+            closed.append(self)
+            super().close()
+
+    def opener() -> SqliteStorage:
+        opened.append(Counted(tmp_path / "shared.db"))
+        return opened[-1]
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/unused.db", api_port=1, ocpi_port=2, ocpp_port=3)
+    app = create_listeners(settings, opener)
+    events = asyncio.Queue()
+    sent: list[dict] = []
+    seen: dict[str, object] = {}
+
+    async def send(message) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        events.put_nowait({"type": "lifespan.startup"})
+        lifespan = asyncio.ensure_future(app({"type": "lifespan", "state": {}}, events.get, send))
+        while not sent:
+            await asyncio.sleep(0.01)
+        seen["opened while serving"] = len(opened)
+        seen["closed while serving"] = len(closed)
+        events.put_nowait({"type": "lifespan.shutdown"})
+        await lifespan
+
+    asyncio.run(run())
+    assert [message["type"] for message in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert seen == {"opened while serving": 1, "closed while serving": 0}
+    assert len(opened) == 1 and closed == opened
+    assert not (tmp_path / "unused.db").exists()

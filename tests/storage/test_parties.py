@@ -163,3 +163,16 @@ def test_remove_is_idempotent(storage):
     assert storage.parties.all() == []
     assert storage.parties.find_by_identity("NL", "EMS") is None
     storage.parties.create(other_party("NL", "EMS"))
+
+
+def test_page_and_count_follow_the_key_order(storage):
+    """page() pages the parties in key order, as all() lists them; count() counts them."""
+    keys = ["NL*EMS", "DE*ABC", "FR*XYZ", "BE*AAA"]
+    for n, key in enumerate(keys):
+        country_code, party_id = key.split("*")
+        storage.parties.create(other_party(country_code, party_id, inbound_token_hash=f"hash-{n}"))
+    assert [p["key"] for p in storage.parties.page(0, 10)] == sorted(keys)
+    assert [p["key"] for p in storage.parties.page(1, 2)] == sorted(keys)[1:3]
+    assert storage.parties.page(4, 10) == [] and storage.parties.page(0, 0) == []
+    assert storage.parties.page(0, 10) == storage.parties.all()
+    assert storage.parties.count() == 4
