@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import json
 import re
 from collections.abc import AsyncIterator, Callable
@@ -77,11 +79,23 @@ def load_spec(name: str = API_SPEC) -> dict[str, Any]:
     The internal API's ``info.version`` is the package's version, written once in setup.cfg; the OCPI
     document's is the OCPI version it implements.
     """
-    with open(SPEC_DIR / name, encoding="utf-8") as spec:
-        loaded: dict[str, Any] = yaml.safe_load(spec)
+    loaded: dict[str, Any] = copy.deepcopy(_parsed_spec(name))
     if name == API_SPEC:
         loaded["info"]["version"] = version("maeve-api")
     return loaded
+
+
+#: libyaml's parser when PyYAML was built with it (the wheels are): the pure-Python one took most of an
+#: app's build time, in every worker and every app a test builds.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.cache
+def _parsed_spec(name: str) -> dict[str, Any]:
+    """The document as parsed, once per process; callers get a deep copy, since Connexion changes it."""
+    with open(SPEC_DIR / name, encoding="utf-8") as spec:
+        parsed: dict[str, Any] = yaml.load(spec, Loader=_YAML_LOADER)
+    return parsed
 
 
 def _serve_document(spec: dict[str, Any]) -> Callable[[Request], Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import version
 from pathlib import Path
 
@@ -74,3 +75,11 @@ def test_the_readme_names_each_ui_and_the_probes_by_full_url():
     addresses = ("http://127.0.0.1:9410/api/v0/ui/", "http://127.0.0.1:9410/ocpi/openapi.json", "http://127.0.0.1:9410/health")
     for address in addresses:
         assert address in readme
+
+
+def test_the_readme_loads_every_document_from_the_internal_listener():
+    """The OCPI listener serves no document: every document URL in the README, the schemathesis commands'
+    included, is on the internal listener."""
+    readme = (ROOT / "README.md").read_text()
+    ports = re.findall(r"http://127\.0\.0\.1:(\d+)/[\w/]*openapi\.json", readme)
+    assert ports and set(ports) == {"9410"}

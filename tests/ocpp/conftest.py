@@ -340,3 +340,14 @@ async def refused_with(service: OcppService, cs_id: str, password: str | None = 
     except websockets.InvalidStatus as exc:
         return int(exc.response.status_code)
     raise AssertionError("the upgrade was accepted")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each module's tests of one engine on one pytest-xdist worker (``--dist loadgroup``, tox.ini), so
+    that the module's gunicorn starts once, not once on every worker that runs one of its tests."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.parent == here:
+            engine = item.callspec.params.get("database_url", "") if hasattr(item, "callspec") else ""
+            item.add_marker(pytest.mark.xdist_group(f"ocpp-{item.path.stem}-{engine}"))

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from tests.conftest import free_port
 
 SYSTEM_ENGINES = ["sqlite", "nx27017"]
 WORKERS = 3
-START_TIMEOUT = 20.0
+START_TIMEOUT = 60.0
 
 
 @dataclass
@@ -57,45 +58,88 @@ def store(database_url: str) -> Iterator[Storage]:
     storage.close()
 
 
+def start_gunicorn(database_url: str, log: Path) -> Service:
+    """Start gunicorn with WORKERS workers on the store and wait until it is ready; its output goes to ``log``."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MAEVE_DATABASE_URL": database_url,
+        "MAEVE_API_PORT": str(port),
+        "MAEVE_OCPI_PORT": str(free_port()),
+        # Never the default 9310: parallel tests, or a `make run` beside them, would clash on it.
+        "MAEVE_OCPP_PORT": str(free_port()),
+        "MAEVE_WORKERS": str(WORKERS),
+        "MAEVE_LOG_LEVEL": "warning",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [str(gunicorn), "-c", "python:maeve_api.gunicorn_conf", "maeve_api.asgi:app"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    service = Service(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"{service.url}/ready", timeout=1).status_code == 200:
+                return service
+        except (requests.ConnectionError, requests.Timeout):  # still booting
+            pass
+        time.sleep(0.1)
+    service.stop(signal.SIGKILL)
+    raise RuntimeError(f"gunicorn did not become ready; its log:\n{log.read_text(errors='replace')[-3000:]}")
+
+
 @pytest.fixture
 def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[[], Service]]:
     """Factory starting gunicorn on the test's store (again after a stop); every one is stopped at the end."""
     started: list[Service] = []
 
     def start() -> Service:
-        port = free_port()
-        env = {
-            **os.environ,
-            "MAEVE_DATABASE_URL": database_url,
-            "MAEVE_API_PORT": str(port),
-            "MAEVE_OCPI_PORT": str(free_port()),
-            "MAEVE_OCPP_PORT": str(free_port()),
-            "MAEVE_WORKERS": str(WORKERS),
-            "MAEVE_LOG_LEVEL": "warning",
-        }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         log = tmp_path / f"gunicorn-{len(started)}.log"
-        gunicorn = Path(sys.executable).parent / "gunicorn"
-        with open(log, "wb") as output:
-            process = subprocess.Popen(
-                [str(gunicorn), "-c", "python:maeve_api.gunicorn_conf", "maeve_api.asgi:app"],
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        service = Service(f"http://127.0.0.1:{port}", process, log)
+        service = start_gunicorn(database_url, log)
         started.append(service)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if requests.get(f"{service.url}/ready", timeout=1).status_code == 200:
-                    return service
-            except (requests.ConnectionError, requests.Timeout):  # still booting
-                pass
-            time.sleep(0.1)
-        service.stop(signal.SIGKILL)
-        raise RuntimeError(f"gunicorn did not become ready; its log:\n{log.read_text(errors='replace')[-3000:]}")
+        return service
 
     yield start
     for service in started:
         service.stop()
+
+
+@pytest.fixture(scope="module", params=SYSTEM_ENGINES)
+def shared_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store, on each engine, for the tests of a module that share one service (each uses records of its own)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('system') / 'maeve.db'}"
+    nx: str = request.getfixturevalue("nx_server")
+    return f"{nx}/maeve_system_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module")
+def shared_service(shared_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """gunicorn on the shared store, once per module and engine, for tests that neither stop it nor need it new."""
+    service = start_gunicorn(shared_database_url, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_store(shared_database_url: str) -> Iterator[Storage]:
+    """The tests' own connection to the shared service's store."""
+    storage = open_storage(shared_database_url)
+    yield storage
+    storage.close()
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the tests sharing one engine's service on one pytest-xdist worker (``--dist loadgroup``, tox.ini),
+    so that it starts once, not once on every worker that runs one of them."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.parent == here and "shared_service" in getattr(item, "fixturenames", ()):
+            engine = item.callspec.params.get("shared_database_url", "") if hasattr(item, "callspec") else ""
+            item.add_marker(pytest.mark.xdist_group(f"system-{item.path.stem}-{engine}"))

@@ -31,9 +31,9 @@ def token(uid: str, writer: int) -> dict[str, object]:
     }
 
 
-def test_concurrent_reconfigures_of_one_station_lose_no_setting(serve, store):
+def test_concurrent_reconfigures_of_one_station_lose_no_setting(shared_service, shared_store):
     """Writers reconfiguring the same station at once, through every worker, lose none of their settings."""
-    service = serve()
+    service, store = shared_service, shared_store
     assert requests.post(f"{service.url}/api/v0/cs/cs001", json={"securityProfile": 0}).status_code == 201
 
     def reconfigure(writer: int) -> list[int]:
@@ -55,9 +55,9 @@ def test_concurrent_reconfigures_of_one_station_lose_no_setting(serve, store):
     assert settings["Shared/Setting"] in {str(w) for w in range(WRITERS)}
 
 
-def test_concurrent_upserts_of_one_token_leave_one_whole_record(serve, store):
+def test_concurrent_upserts_of_one_token_leave_one_whole_record(shared_service, shared_store):
     """Writers upserting the same uid at once leave exactly one of their tokens, never a mix of two."""
-    service = serve()
+    service, store = shared_service, shared_store
 
     def upsert(writer: int) -> int:
         return requests.post(f"{service.url}/api/v0/token", json=token("SHARED", writer)).status_code
@@ -70,9 +70,9 @@ def test_concurrent_upserts_of_one_token_leave_one_whole_record(serve, store):
     assert store.tokens.page(0, 100) == [stored]
 
 
-def test_metrics_add_up_across_workers(serve):
+def test_metrics_add_up_across_workers(shared_service):
     """/metrics counts every request, whichever worker served it."""
-    service = serve()
+    service = shared_service
 
     def lookup(_: int) -> int:
         # A new connection each time, so that the requests spread over the workers.
