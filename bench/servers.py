@@ -149,6 +149,7 @@ class Gunicorn:
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.ocpi_port = 0
+        self.ocpp_port = 0
 
     @property
     def url(self) -> str:
@@ -166,14 +167,20 @@ class Gunicorn:
             "MAEVE_API_PORT": str(self.port),
             # The OCPI listener is served by the same processes; it gets a free port too and no load.
             "MAEVE_OCPI_PORT": str(self.ocpi_port),
+            # So is the OCPP endpoint, on a free port, so that two servers never ask for the same one.
+            "MAEVE_OCPP_PORT": str(self.ocpp_port),
             "MAEVE_WORKERS": str(self.workers),
         }
 
-    def start(self) -> None:
-        """Start the master and wait until every worker has started; raises RuntimeError with the log if not."""
+    def start(self, same_ports: bool = False) -> None:
+        """Start the master and wait until every worker has started; raises RuntimeError with the log if not.
+
+        ``same_ports``: start again on the ports of the previous start (a restart that clients reconnect to).
+        """
         for _attempt in range(3):  # another process may take the free port before gunicorn binds it
-            self.port, self.ocpi_port = free_ports(2)
-            with open(self.log, "wb") as output:
+            if not same_ports:
+                self.port, self.ocpi_port, self.ocpp_port = free_ports(3)
+            with open(self.log, "ab" if same_ports else "wb") as output:
                 self.process = subprocess.Popen(
                     self.command,
                     cwd=REPO,
