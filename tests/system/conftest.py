@@ -69,6 +69,8 @@ def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[[], Service]]:
             "MAEVE_DATABASE_URL": database_url,
             "MAEVE_API_PORT": str(port),
             "MAEVE_OCPI_PORT": str(free_port()),
+            # Never the default 9310, which another server on the machine may hold.
+            "MAEVE_OCPP_PORT": str(free_port()),
             "MAEVE_WORKERS": str(WORKERS),
             "MAEVE_LOG_LEVEL": "warning",
         }
