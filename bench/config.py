@@ -10,7 +10,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ENGINES = ("sqlite", "nx27017")
-SCENARIOS = ("auth", "certificate", "token", "mixed", "token-page", "token-upsert")
+SCENARIOS = ("auth", "certificate", "token", "mixed", "token-page", "token-upsert", "ocpp")
+#: The HTTP scenarios, measured with wrk and hey; "ocpp" is the station fleet of bench/ocpp_fleet.py.
+HTTP_SCENARIOS = SCENARIOS[:-1]
 
 
 class ConfigError(ValueError):
@@ -37,6 +39,14 @@ class Config:
     storm_connections: int = 1_000
     docs: str = ""  # the file whose results section is rewritten; empty: none, results only under bench/results/
     note: str = ""  # when set, a History entry with this title and the headline numbers is appended
+    ocpp_stations: int = 10_000  # stations of the OCPP fleet
+    ocpp_fleet_processes: int = 2  # processes the fleet is spread over
+    ocpp_idle: int = 30  # seconds the held fleet's CPU is measured over
+    ocpp_stagings: int = 200  # settings staged one at a time for the latency
+
+    @property
+    def http_scenarios(self) -> tuple[str, ...]:
+        return tuple(s for s in self.scenarios if s in HTTP_SCENARIOS)
 
     @property
     def token_page_offset(self) -> int:
@@ -77,6 +87,10 @@ class Config:
             storm_connections=_int(env, "BENCH_STORM_CONNECTIONS", defaults.storm_connections, minimum=1),
             docs=_docs(env, defaults.docs),
             note=env.get("BENCH_NOTE", defaults.note),
+            ocpp_stations=_int(env, "BENCH_OCPP_STATIONS", defaults.ocpp_stations, minimum=1),
+            ocpp_fleet_processes=_int(env, "BENCH_OCPP_FLEET_PROCESSES", defaults.ocpp_fleet_processes, minimum=1),
+            ocpp_idle=_seconds(env, "BENCH_OCPP_IDLE", defaults.ocpp_idle, minimum=1),
+            ocpp_stagings=_int(env, "BENCH_OCPP_STAGINGS", defaults.ocpp_stagings, minimum=1),
         )
 
 

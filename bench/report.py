@@ -164,8 +164,8 @@ def environment(config: Config, started: datetime.datetime) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[package] = "not installed"
     found["sqlite3.sqlite_version"] = sqlite3.sqlite_version
-    found["wrk"] = _wrk_version()
-    found["hey"] = load.version("hey")
+    found["wrk"] = _wrk_version() if load.has("wrk") else "not installed"
+    found["hey"] = load.version("hey") if load.has("hey") else "not installed"
     return found
 
 
@@ -457,3 +457,30 @@ def as_json(config: Config, environment: dict[str, str], engines: Sequence[Engin
         ],
     }
     return json.dumps(document, indent=2, default=str)
+
+
+def header(config: Config, environment: dict[str, str]) -> str:
+    """The opening of a results section without HTTP scenarios: when, how, the machine and the versions."""
+    settings = ", ".join(f"`{name}={value}`" for name, value in config.describe().items() if name != "BENCH_NOTE")
+    machine = [(label, environment[label]) for label in ("CPUs (nproc)", "CPU model", "memory")]
+    machine += [(label, environment[label]) for label in environment if label.startswith("load average")]
+    versions = [(label, environment.get(label, "")) for label in ("python", *PACKAGES, "sqlite3.sqlite_version")]
+    return "\n".join(
+        [
+            "## Latest results",
+            "",
+            f"Run from {environment['started']} to {environment.get('finished', '?')} at commit "
+            f"{environment['commit']}, with",
+            "",
+            "```sh",
+            environment["command"],
+            "```",
+            "",
+            f"Settings: {settings}.",
+            "",
+            _markdown_table(("machine", ""), machine),
+            "",
+            _markdown_table(("version", ""), versions),
+            "",
+        ]
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import json
 import signal
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from bench import load, report
+from bench import load, ocpp_fleet, report
 from bench.config import DOCS, REPO, Config, ConfigError
 from bench.load import LoadResult
 from bench.scenarios import Scenario, auth_group, scenarios
@@ -223,6 +224,24 @@ class Run:
                 results.store_rss_mb = store_server.rss_mb()
         return results
 
+    def ocpp(self, engine: str) -> ocpp_fleet.OcppResults:
+        """The OCPP scenarios of bench/ocpp_fleet.py on a fresh store of ``engine``."""
+        config = self.config
+        with contextlib.ExitStack() as stack:
+            directory = self.workdir / f"ocpp-{engine}"
+            directory.mkdir()
+            if engine == "sqlite":
+                url = f"sqlite:///{directory / 'ocpp.db'}"
+            else:
+                server = Nx27017("ocpp", directory)
+                stack.callback(server.stop)
+                server.start()
+                url = server.database_url("maeve_bench_ocpp")
+            return ocpp_fleet.run_engine(
+                engine, url, config.ocpp_stations, config.ocpp_fleet_processes, config.workers, directory,
+                self.log, idle_seconds=config.ocpp_idle, stagings=config.ocpp_stagings,
+            )
+
     def growth(self, engine: str, auth: Scenario, api: Gunicorn, small: Gunicorn) -> tuple[LoadResult, LoadResult]:
         """Auth lookup on the full store and on the small one, in alternating rounds; the totals of each.
 
@@ -287,7 +306,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
-    missing = [tool for tool in ("wrk", "hey") if not load.has(tool)]
+    missing = [tool for tool in ("wrk", "hey") if not load.has(tool)] if config.http_scenarios else []
     if missing:
         print(
             f"bench: needs the load generators wrk and hey; not found: {', '.join(missing)}."
@@ -304,17 +323,24 @@ def main() -> int:
             run = Run(config, Path(workdir), results_dir)
             settings = " ".join(f"{name}={value}" for name, value in config.describe().items())
             run.log(f"results in {results_dir.relative_to(REPO)}; {settings}")
-            engines = [run.engine(engine) for engine in config.engines]
+            engines = [run.engine(engine) for engine in config.engines] if config.http_scenarios else []
+            fleets = [run.ocpp(engine) for engine in config.engines] if "ocpp" in config.scenarios else []
     except (KeyboardInterrupt, SystemExit):
         print("bench: interrupted; the servers it started have been stopped", file=sys.stderr)
         raise
     environment["finished"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     environment["load average at the end (1/5/15 min)"] = report.load_average()
-    section = report.markdown(config, environment, engines)
+    section = report.markdown(config, environment, engines) if engines else report.header(config, environment)
+    if fleets:
+        section += "\n" + ocpp_fleet.markdown(fleets)
+        (results_dir / "ocpp.json").write_text(json.dumps([dataclasses.asdict(f) for f in fleets], indent=2))
     (results_dir / "report.md").write_text(section)
     (results_dir / "results.json").write_text(report.as_json(config, environment, engines))
     print()
-    print(report.text_table(engines))
+    if engines:
+        print(report.text_table(engines))
+    for fleet in fleets:
+        print(f"{fleet.engine}: {json.dumps(fleet.figures)}")
     if config.docs:
         docs = REPO / config.docs
         report.update_docs(docs, section, report.history_entry(config, environment, engines) if config.note else None)

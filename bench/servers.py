@@ -171,11 +171,15 @@ class Gunicorn:
             "MAEVE_WORKERS": str(self.workers),
         }
 
-    def start(self) -> None:
-        """Start the master and wait until every worker has started; raises RuntimeError with the log if not."""
+    def start(self, same_ports: bool = False) -> None:
+        """Start the master and wait until every worker has started; raises RuntimeError with the log if not.
+
+        ``same_ports``: start again on the ports of the previous start (a restart that clients reconnect to).
+        """
         for _attempt in range(3):  # another process may take the free port before gunicorn binds it
-            self.port, self.ocpi_port, self.ocpp_port = free_ports(3)
-            with open(self.log, "wb") as output:
+            if not same_ports:
+                self.port, self.ocpi_port, self.ocpp_port = free_ports(3)
+            with open(self.log, "ab" if same_ports else "wb") as output:
                 self.process = subprocess.Popen(
                     self.command,
                     cwd=REPO,

@@ -5,6 +5,7 @@ import errno
 import json
 import logging
 import os
+import resource
 import shutil
 import socket
 import sys
@@ -29,6 +30,21 @@ try:
     _settings.check_store()
 except SettingsError as _error:
     _refuse(str(_error))
+
+
+
+def _raise_open_files_limit() -> None:
+    """Raise the soft limit of open files to the hard one: every station holds a socket open (10,000 stations
+    need more than the usual soft limit of 1,024). Set in the master, so that every worker inherits it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):  # an infinite hard limit the kernel caps lower: keep the soft one
+            pass
+
+
+_raise_open_files_limit()
 
 # Every worker writes its metric samples under one directory that /metrics sums up. It must be set
 # before prometheus-client is first imported, here in the master, so that forked workers inherit it.

@@ -38,3 +38,12 @@ def test_the_benchmark_rewrites_a_tracked_file_only_when_asked(environment, docs
 def test_the_makefile_installs_no_system_packages():
     """`make bench` says what it needs instead of installing it."""
     assert "apt-get install" not in (ROOT / "Makefile").read_text()
+
+
+def test_the_ocpp_scenarios_run_on_their_own_without_the_http_load_generators():
+    """BENCH_SCENARIOS=ocpp selects the station fleet alone, so wrk and hey are not needed."""
+    config = Config.from_env({"BENCH_SCENARIOS": "ocpp", "BENCH_OCPP_STATIONS": "500"})
+    assert config.scenarios == ("ocpp",) and config.http_scenarios == ()
+    assert config.ocpp_stations == 500
+    assert "ocpp" not in Config.from_env({"BENCH_SCENARIOS": "auth,mixed"}).scenarios
+    assert "ocpp" in Config.from_env({}).scenarios
