@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from maeve_api.emaid import normalize_emaid
+from maeve_api.domain.emaid import normalize_emaid
 from maeve_api.storage import Storage, open_storage
 
 Scope = dict[str, Any]

@@ -36,7 +36,7 @@ import requests
 from bench.fleet import raise_open_files_limit
 from bench.seed import SQLITE_BATCH, _batch, password_hash, station_id
 from bench.servers import Gunicorn
-from maeve_api.charge_stations import staged_settings
+from maeve_api.domain.charge_stations import staged_settings
 from maeve_api.storage import open_storage
 
 SETTING = "Bench/Value"

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from maeve_api.emaid import normalize_emaid
+from maeve_api.domain.emaid import normalize_emaid
 from maeve_api.storage import Storage
 from maeve_api.storage.sqlite import SqliteStorage
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from connexion import request
 
-from maeve_api.certificates import client_certificate_hash, load_pem_certificate, normalize_certificate_hash
-from maeve_api.context import read, storage
+from maeve_api.domain.certificates import client_certificate_hash, load_pem_certificate, normalize_certificate_hash
+from maeve_api.web.context import read, storage
 
 
 def upload_certificate(body: dict[str, str]) -> tuple[None, int, dict[str, str]]:

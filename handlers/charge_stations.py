@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from maeve_api.charge_stations import staged_certificates, staged_settings
-from maeve_api.context import read, storage
+from maeve_api.domain.charge_stations import staged_certificates, staged_settings
+from maeve_api.domain.schemas import CHARGE_STATION_AUTH
 from maeve_api.ocpp import readback
-from maeve_api.schemas import CHARGE_STATION_AUTH
 from maeve_api.storage import NotFound
+from maeve_api.web.context import read, storage
 
 
 def register_charge_station(cs_id: str, body: dict[str, Any]) -> tuple[None, int]:

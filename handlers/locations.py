@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from maeve_api.context import storage
+from maeve_api.domain.schemas import LOCATION
 from maeve_api.ocpi.locations import location_state, publish_location
-from maeve_api.schemas import LOCATION
+from maeve_api.web.context import storage
 
 
 def register_location(location_id: str, body: dict[str, Any]) -> tuple[None, int]:

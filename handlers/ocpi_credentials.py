@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from maeve_api.context import settings, storage
 from maeve_api.ocpi import registration
 from maeve_api.ocpi.context import caller, correlation_id
 from maeve_api.ocpi.envelope import envelope
+from maeve_api.web.context import settings, storage
 
 
 def get_credentials(version: str) -> tuple[dict[str, Any], int]:

@@ -6,9 +6,9 @@ from typing import Any
 
 from connexion import request
 
-from maeve_api.context import settings, storage
 from maeve_api.ocpi import locations
 from maeve_api.ocpi.envelope import envelope
+from maeve_api.web.context import settings, storage
 
 
 def list_locations(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from maeve_api.context import storage
 from maeve_api.ocpi import tokens
 from maeve_api.ocpi.context import caller
 from maeve_api.ocpi.envelope import envelope
+from maeve_api.web.context import storage
 
 
 def get_token(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from maeve_api.context import settings
 from maeve_api.ocpi.envelope import envelope
 from maeve_api.ocpi.registration import version_details, versions
+from maeve_api.web.context import settings
 
 
 def get_versions() -> tuple[dict[str, Any], int]:

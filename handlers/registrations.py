@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from maeve_api.context import settings, storage
 from maeve_api.ocpi import parties
 from maeve_api.ocpi.registration import register_token
+from maeve_api.web.context import settings, storage
 
 
 def register_party(body: dict[str, Any]) -> tuple[None, int]:

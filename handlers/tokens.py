@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from maeve_api.context import read, storage
-from maeve_api.schemas import TOKEN, TOKENS
+from maeve_api.domain.schemas import TOKEN, TOKENS
+from maeve_api.web.context import read, storage
 
 
 def set_token(body: dict[str, Any]) -> tuple[None, int]:

@@ -68,8 +68,8 @@ def _remove_metrics_dir() -> None:
 # Also when the start fails: a port that cannot be bound makes gunicorn call sys.exit.
 atexit.register(_remove_metrics_dir)
 
-from maeve_api.metrics import mark_worker_dead  # noqa: E402
-from maeve_api.request_log import logging_config  # noqa: E402
+from maeve_api.web.metrics import mark_worker_dead  # noqa: E402
+from maeve_api.web.request_log import logging_config  # noqa: E402
 
 _LISTENERS = {
     "MAEVE_API_PORT": (_settings.api_host, _settings.api_port),

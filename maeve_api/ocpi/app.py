@@ -10,20 +10,20 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from starlette.concurrency import run_in_threadpool
 
-from maeve_api.app import SPEC_DIR, SnakeCaseResolver, load_spec, operation_routes
-from maeve_api.asyncapp import App
-from maeve_api.metrics import InstrumentedStorage
-from maeve_api.middleware import RequestGuard
 from maeve_api.ocpi.middleware import CorrelationHeaders, PartnerRequests, RoutingHeaders
 from maeve_api.ocpi.problems import register_ocpi_error_handlers
 from maeve_api.ocpi.publisher import Publisher
 from maeve_api.ocpi.registration import VERSIONS
-from maeve_api.probes import add_probes
-from maeve_api.problems import AllowedMethods
-from maeve_api.request_log import OperationFinder, RequestLog
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, open_storage
-from maeve_api.validation import VALIDATORS
+from maeve_api.web.app import SPEC_DIR, SnakeCaseResolver, load_spec, operation_routes
+from maeve_api.web.asyncapp import App
+from maeve_api.web.metrics import InstrumentedStorage
+from maeve_api.web.middleware import RequestGuard
+from maeve_api.web.probes import add_probes
+from maeve_api.web.problems import AllowedMethods
+from maeve_api.web.request_log import OperationFinder, RequestLog
+from maeve_api.web.validation import VALIDATORS
 
 OCPI_SPEC = "ocpi.yaml"
 
@@ -66,7 +66,7 @@ def create_ocpi_app(
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATORS,
-        # The document and its UI are served by the internal listener (maeve_api.app), not to partners.
+        # The document and its UI are served by the internal listener (maeve_api.web.app), not to partners.
         swagger_ui_options=SwaggerUIOptions(serve_spec=False, swagger_ui=False),
     )
     app.add_middleware(RequestGuard, position=MiddlewarePosition.BEFORE_SWAGGER, max_body_bytes=settings.max_body_bytes)

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from maeve_api.errors import InvalidInput, PartnerFailed
+from maeve_api.domain.errors import InvalidInput, PartnerFailed
 from maeve_api.ocpi.envelope import SUCCESS
 
 log = logging.getLogger(__name__)

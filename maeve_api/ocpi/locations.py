@@ -8,11 +8,11 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from maeve_api.errors import InvalidInput
+from maeve_api.domain.errors import InvalidInput
+from maeve_api.domain.schemas import utc_now
 from maeve_api.ocpi.envelope import ocpi_datetime
 from maeve_api.ocpi.errors import InvalidParameters, UnknownLocation
 from maeve_api.ocpi.registration import endpoint
-from maeve_api.schemas import utc_now
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, push_id
 

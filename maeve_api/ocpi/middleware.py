@@ -1,7 +1,7 @@
 """ASGI middleware of the OCPI listener: every response echoes the request's X-Correlation-ID, partners'
 requests are read as OCPI peers send them, and functional-module answers carry the routing headers.
 
-X-Request-ID is set and echoed on both listeners by ``maeve_api.request_log.RequestLog``.
+X-Request-ID is set and echoed on both listeners by ``maeve_api.web.request_log.RequestLog``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from maeve_api.middleware import replay
+from maeve_api.web.middleware import replay
 
 _HEADER = b"x-correlation-id"
 # An id is echoed only if it is short and plain; otherwise the response carries a new one.

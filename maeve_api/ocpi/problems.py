@@ -13,8 +13,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from maeve_api.errors import InvalidInput, MissingEndpoints, PartnerFailed
-from maeve_api.middleware import RefusedRequest
+from maeve_api.domain.errors import InvalidInput, MissingEndpoints, PartnerFailed
 from maeve_api.ocpi.envelope import envelope
 from maeve_api.ocpi.errors import (
     IdentityRefused,
@@ -24,8 +23,9 @@ from maeve_api.ocpi.errors import (
     UnknownLocation,
     UnknownToken,
 )
-from maeve_api.problems import AllowedMethods, http_error_detail, log_error, not_found_message
 from maeve_api.storage import Conflict, NotFound, StorageUnavailable, TooLarge
+from maeve_api.web.middleware import RefusedRequest
+from maeve_api.web.problems import AllowedMethods, http_error_detail, log_error, not_found_message
 
 logger = logging.getLogger(__name__)
 

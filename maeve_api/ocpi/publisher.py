@@ -18,14 +18,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from maeve_api.errors import PartnerFailed
-from maeve_api.metrics import PUSH_FINAL_FAILURES, PUSHES
+from maeve_api.domain.errors import PartnerFailed
+from maeve_api.domain.schemas import utc_now
 from maeve_api.ocpi.client import AddressRefused, PartnerAnswered, PartnerClient
 from maeve_api.ocpi.locations import ocpi_location
 from maeve_api.ocpi.registration import endpoint
-from maeve_api.schemas import utc_now
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, StorageError
+from maeve_api.web.metrics import PUSH_FINAL_FAILURES, PUSHES
 
 log = logging.getLogger(__name__)
 

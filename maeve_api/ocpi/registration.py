@@ -19,10 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from maeve_api.errors import Conflict, InvalidInput, MissingEndpoints, PartnerFailed
+from maeve_api.domain.errors import Conflict, InvalidInput, MissingEndpoints, PartnerFailed
+from maeve_api.domain.schemas import utc_now
 from maeve_api.ocpi.client import BASE64, RAW, PartnerClient, PartnerUnauthorized, check_operator_url, shorten
 from maeve_api.ocpi.errors import IdentityRefused, RegistrationState
-from maeve_api.schemas import utc_now
 from maeve_api.settings import Settings
 from maeve_api.storage import Conflict as StoreConflict
 from maeve_api.storage import NotFound, Storage, party_identity

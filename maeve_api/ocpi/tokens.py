@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from maeve_api.emaid import normalize_emaid
-from maeve_api.errors import InvalidInput
+from maeve_api.domain.emaid import normalize_emaid
+from maeve_api.domain.errors import InvalidInput
 from maeve_api.ocpi.auth import identities
 from maeve_api.ocpi.errors import InvalidParameters, OutOfScope, UnknownToken
 from maeve_api.storage import Storage, party_identity, token_key

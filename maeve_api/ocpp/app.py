@@ -16,7 +16,6 @@ from urllib.parse import unquote
 
 from starlette.types import Receive, Scope, Send
 
-from maeve_api.metrics import InstrumentedStorage
 from maeve_api.ocpp.auth import Refusal, authenticate
 from maeve_api.ocpp.ca import CertificateAuthority
 from maeve_api.ocpp.connection import AsgiWebSocket, Closed
@@ -24,6 +23,7 @@ from maeve_api.ocpp.delivery import Session, in_thread
 from maeve_api.ocpp.stations import SILENT, Station16, Station201
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, StorageError, open_storage
+from maeve_api.web.metrics import InstrumentedStorage
 
 log = logging.getLogger(__name__)
 

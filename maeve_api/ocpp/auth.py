@@ -18,7 +18,7 @@ from urllib.parse import unquote
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from maeve_api.certificates import client_certificate_hash
+from maeve_api.domain.certificates import client_certificate_hash
 from maeve_api.storage import Storage
 
 #: Headers a trusted proxy sets (lower case, as ASGI gives them).

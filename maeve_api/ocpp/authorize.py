@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from maeve_api.emaid import normalize_emaid
-from maeve_api.errors import InvalidInput
+from maeve_api.domain.emaid import normalize_emaid
+from maeve_api.domain.errors import InvalidInput
 from maeve_api.storage import Storage
 from maeve_api.storage.base import Document
 

@@ -8,9 +8,9 @@ from typing import Any
 import httpx2
 import pytest
 
-from maeve_api.app import create_app
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage
+from maeve_api.web.app import create_app
 
 API_ENGINES = ["sqlite", "nx27017"]
 

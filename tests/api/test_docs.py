@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from maeve_api.app import load_spec
 from maeve_api.ocpi.app import OCPI_SPEC
+from maeve_api.web.app import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = ("get", "put", "post", "delete", "patch")

@@ -8,8 +8,8 @@ import re
 import pytest
 import yaml
 
-from maeve_api.app import SPEC_DIR
-from maeve_api.validation import MAX_REPORTED, PATTERN_RULES
+from maeve_api.web.app import SPEC_DIR
+from maeve_api.web.validation import MAX_REPORTED, PATTERN_RULES
 from tests.api.conftest import assert_status
 from tests.api.test_tokens import make_token
 

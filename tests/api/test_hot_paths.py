@@ -14,10 +14,10 @@ from connexion.exceptions import NonConformingResponseBody
 from connexion.jsonifier import Jsonifier
 from connexion.validators import JSONResponseBodyValidator
 
-from maeve_api.app import create_app, handler_name, load_spec
-from maeve_api.hot_paths import HotPathError, HotPaths, hot_routes
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage
+from maeve_api.web.app import create_app, handler_name, load_spec
+from maeve_api.web.hot_paths import HotPathError, HotPaths, hot_routes
 from tests.api.test_tokens import make_token
 from tests.factories import make_certificate_pem
 
@@ -28,7 +28,7 @@ TEST_CONTROLLER = "tests.api.test_hot_paths"
 def connexion_app(current_storage: Any) -> Any:
     """The API as Connexion alone serves it: no operation is marked hot."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("maeve_api.app.hot_routes", lambda *_: [])
+        patch.setattr("maeve_api.web.app.hot_routes", lambda *_: [])
         return create_app(Settings(validate_responses=True), storage_factory=current_storage)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from maeve_api.app import create_app
 from maeve_api.settings import Settings
 from maeve_api.storage.sqlite import SqliteStorage
+from maeve_api.web.app import create_app
 from tests.api.conftest import assert_status
 from tests.conftest import free_port, start_nx, stop_process
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from maeve_api.request_log import logging_config
+from maeve_api.web.request_log import logging_config
 from tests.factories import make_certificate_pem
 
 

@@ -14,10 +14,10 @@ import httpx2
 import pytest
 import uvicorn
 
-from maeve_api.app import create_app
 from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, open_storage
+from maeve_api.web.app import create_app
 from tests.ocpi.hostile import HostileServer
 from tests.ocpi.partner import Partner
 

@@ -13,10 +13,10 @@ import pytest
 import requests
 import uvicorn
 
-from maeve_api.app import create_app
-from maeve_api.listeners import PortDispatch
 from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.settings import Settings
+from maeve_api.web.app import create_app
+from maeve_api.web.listeners import PortDispatch
 from tests.api.conftest import assert_empty, assert_status
 from tests.ocpi.conftest import FAST, listening_socket
 from tests.ocpi.hostile import Reply, ocpi_answer, trickle, zeros

@@ -9,11 +9,11 @@ import time
 import requests
 import uvicorn
 
-from maeve_api.app import create_app
-from maeve_api.listeners import PortDispatch, create_listeners
 from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.settings import Settings
 from maeve_api.storage.sqlite import SqliteStorage
+from maeve_api.web.app import create_app
+from maeve_api.web.listeners import PortDispatch, create_listeners
 from tests.ocpi.conftest import listening_socket
 
 

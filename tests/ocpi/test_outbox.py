@@ -12,13 +12,13 @@ from datetime import timedelta
 import pytest
 from prometheus_client import generate_latest
 
-from maeve_api.app import create_app
+from maeve_api.domain.schemas import LOCATION as LOCATION_SCHEMA
+from maeve_api.domain.schemas import utc_now
 from maeve_api.ocpi.locations import publish_location
 from maeve_api.ocpi.publisher import Publisher
 from maeve_api.ocpi.registration import token_hash
-from maeve_api.schemas import LOCATION as LOCATION_SCHEMA
-from maeve_api.schemas import utc_now
 from maeve_api.settings import Settings
+from maeve_api.web.app import create_app
 from tests.api.conftest import assert_empty
 from tests.api.test_locations import LOCATION
 from tests.api.test_metrics import sample

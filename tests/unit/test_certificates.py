@@ -1,4 +1,4 @@
-"""Tests for maeve_api.certificates: PEM parsing and the certificate hashes."""
+"""Tests for maeve_api.domain.certificates: PEM parsing and the certificate hashes."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from cryptography import x509
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maeve_api.certificates import (
+from maeve_api.domain.certificates import (
     client_certificate_hash,
     install_certificate_id,
     load_pem_certificate,
     normalize_certificate_hash,
 )
-from maeve_api.errors import InvalidInput
+from maeve_api.domain.errors import InvalidInput
 from tests.factories import make_certificate_pem, make_private_key_pem, make_public_key_pem
 
 NOT_A_HASH = (

@@ -1,4 +1,4 @@
-"""Tests for maeve_api.emaid: anchored eMAID normalisation and the eMI3 check digit."""
+"""Tests for maeve_api.domain.emaid: anchored eMAID normalisation and the eMI3 check digit."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maeve_api.emaid import NOT_AN_EMAID, check_digit, normalize_emaid
-from maeve_api.errors import InvalidInput
+from maeve_api.domain.emaid import NOT_AN_EMAID, check_digit, normalize_emaid
+from maeve_api.domain.errors import InvalidInput
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 ALPHANUMERIC = "0123456789" + LETTERS

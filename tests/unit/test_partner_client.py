@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from maeve_api.errors import PartnerFailed
+from maeve_api.domain.errors import PartnerFailed
 from maeve_api.ocpi import client as client_module
 from maeve_api.ocpi.client import AddressRefused, PartnerClient, check_url
 from tests.ocpi.hostile import HostileServer, Reply, ocpi_answer

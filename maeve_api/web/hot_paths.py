@@ -28,7 +28,7 @@ from connexion.validators import AbstractResponseBodyValidator
 from jsonschema import Draft4Validator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from maeve_api.validation import compiled
+from maeve_api.web.validation import compiled
 
 HOT_PATH = "x-hot-path"
 _PARAMETER = re.compile(r"\{([^}]+)\}")

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from maeve_api.app import create_app
 from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.ocpp.app import create_ocpp_app
-from maeve_api.shared_storage import SharedStorage
 from maeve_api.storage import Storage, open_storage
+from maeve_api.web.app import create_app
+from maeve_api.web.shared_storage import SharedStorage
 
 if TYPE_CHECKING:
     from maeve_api.settings import Settings

@@ -23,16 +23,16 @@ from connexion.resolver import Resolver
 from starlette.requests import Request
 from starlette.responses import Response
 
-from maeve_api.asyncapp import App
-from maeve_api.hot_paths import HotPaths, hot_routes
-from maeve_api.metrics import InstrumentedStorage, add_metrics
-from maeve_api.middleware import RequestGuard
-from maeve_api.probes import add_probes
-from maeve_api.problems import AllowedMethods, register_error_handlers
-from maeve_api.request_log import OperationFinder, RequestLog
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, open_storage
-from maeve_api.validation import VALIDATORS
+from maeve_api.web.asyncapp import App
+from maeve_api.web.hot_paths import HotPaths, hot_routes
+from maeve_api.web.metrics import InstrumentedStorage, add_metrics
+from maeve_api.web.middleware import RequestGuard
+from maeve_api.web.probes import add_probes
+from maeve_api.web.problems import AllowedMethods, register_error_handlers
+from maeve_api.web.request_log import OperationFinder, RequestLog
+from maeve_api.web.validation import VALIDATORS
 
 # spec/ installs as maeve_api.spec (setup.cfg package_dir).
 SPEC_DIR = Path(str(files("maeve_api.spec")))

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from maeve_api.metrics import observe_request
+from maeve_api.web.metrics import observe_request
 
 REQUEST_ID_HEADER = b"x-request-id"
 # A client's id is kept only if it is short and plain enough to log and echo as it is.

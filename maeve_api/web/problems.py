@@ -14,9 +14,9 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from maeve_api.errors import Conflict, DomainError, InvalidInput, NotSupported, PartnerFailed
-from maeve_api.middleware import RefusedRequest
+from maeve_api.domain.errors import Conflict, DomainError, InvalidInput, NotSupported, PartnerFailed
 from maeve_api.storage import NotFound, StorageUnavailable, TooLarge
+from maeve_api.web.middleware import RefusedRequest
 
 logger = logging.getLogger(__name__)
 

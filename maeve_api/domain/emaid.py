@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from maeve_api.errors import InvalidInput
+from maeve_api.domain.errors import InvalidInput
 
 FIELD = "contractId"
 

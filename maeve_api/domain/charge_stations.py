@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from maeve_api.certificates import install_certificate_id, load_pem_certificate
-from maeve_api.errors import InvalidInput
+from maeve_api.domain.certificates import install_certificate_id, load_pem_certificate
+from maeve_api.domain.errors import InvalidInput
 
 MAX_SETTING_NAME = 500
 

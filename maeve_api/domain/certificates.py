@@ -10,7 +10,7 @@ import re
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from maeve_api.errors import InvalidInput
+from maeve_api.domain.errors import InvalidInput
 
 HASH_FIELD = "certificateHash"
 

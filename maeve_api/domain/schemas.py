@@ -11,7 +11,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, fields, post_load, pre_dump, pre_load
 
-from maeve_api.emaid import normalize_emaid
+from maeve_api.domain.emaid import normalize_emaid
 
 RFC3339_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
 

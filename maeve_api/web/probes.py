@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from maeve_api.problems import status_body
 from maeve_api.storage import Storage, StorageUnavailable
+from maeve_api.web.problems import status_body
 
 #: How long /ready waits for the store before calling it unavailable.
 READY_TIMEOUT = 2.0

@@ -1,0 +1,1 @@
+"""Web plumbing: the app factory, middleware, error mapping, request log, metrics, probes, listeners."""
