@@ -9,13 +9,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import mongomock_ng as mongomock
 import pytest
+import requests
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
@@ -36,6 +37,45 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def start_gunicorn_process(
+    database_url: str, log: Path, env: Mapping[str, str]
+) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+    """Start the service under gunicorn on the store, every listener on a free port (never the defaults, which
+    parallel tests or a ``make run`` beside them would clash on); returns the process and the ports by listener."""
+    ports = {"api": free_port(), "ocpi": free_port(), "ocpp": free_port()}
+    environment = {
+        **os.environ,
+        "MAEVE_DATABASE_URL": database_url,
+        "MAEVE_API_PORT": str(ports["api"]),
+        "MAEVE_OCPI_PORT": str(ports["ocpi"]),
+        "MAEVE_OCPP_PORT": str(ports["ocpp"]),
+        **env,
+    }
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [str(gunicorn), "-c", "python:maeve_api.gunicorn_conf", "maeve_api.asgi:app"],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    return process, ports
+
+
+def answering(process: subprocess.Popen[bytes], urls: Sequence[str], timeout: float) -> bool:
+    """Whether every URL answers 200 within ``timeout`` seconds while ``process`` runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if all(requests.get(url, timeout=1).status_code == 200 for url in urls):
+                return True
+        except (requests.ConnectionError, requests.Timeout):  # still booting
+            pass
+        time.sleep(0.1)
+    return False
 
 
 def start_nx(directory: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:

@@ -7,10 +7,8 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -32,7 +30,7 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from maeve_api.storage import Storage, open_storage
-from tests.conftest import free_port
+from tests.conftest import answering, start_gunicorn_process
 
 WORKERS = 2
 START_TIMEOUT = 30.0
@@ -100,39 +98,14 @@ class OcppService:
 
 def start_service(database_url: str, directory: Path, env: dict[str, str] | None = None) -> OcppService:
     """Start gunicorn with two workers on the store and wait until both listeners answer."""
-    api_port, ocpp_port = free_port(), free_port()
-    environment = {
-        **os.environ,
-        "MAEVE_DATABASE_URL": database_url,
-        "MAEVE_API_PORT": str(api_port),
-        "MAEVE_OCPI_PORT": str(free_port()),
-        "MAEVE_OCPP_PORT": str(ocpp_port),
-        "MAEVE_WORKERS": str(WORKERS),
-        "MAEVE_LOG_LEVEL": "info",
-        **FAST_ENV,
-        **(env or {}),
-    }
-    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = directory / f"gunicorn-{uuid.uuid4().hex[:8]}.log"
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [str(gunicorn), "-c", "python:maeve_api.gunicorn_conf", "maeve_api.asgi:app"],
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    service = OcppService(f"http://127.0.0.1:{api_port}", f"ws://127.0.0.1:{ocpp_port}", process, log, database_url)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            ready = requests.get(f"{service.api}/ready", timeout=1).status_code == 200
-            health = requests.get(f"http://127.0.0.1:{ocpp_port}/health", timeout=1).status_code == 200
-            if ready and health:
-                return service
-        except (requests.ConnectionError, requests.Timeout):  # still booting
-            pass
-        time.sleep(0.1)
+    process, ports = start_gunicorn_process(
+        database_url, log, {"MAEVE_WORKERS": str(WORKERS), "MAEVE_LOG_LEVEL": "info", **FAST_ENV, **(env or {})}
+    )
+    api, ocpp = f"http://127.0.0.1:{ports['api']}", f"ws://127.0.0.1:{ports['ocpp']}"
+    service = OcppService(api, ocpp, process, log, database_url)
+    if answering(process, [f"{api}/ready", f"http://127.0.0.1:{ports['ocpp']}/health"], START_TIMEOUT):
+        return service
     service.stop()
     raise RuntimeError(f"gunicorn did not become ready; its log:\n{log.read_text(errors='replace')[-3000:]}")
 

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
 from maeve_api.storage import Storage, open_storage
-from tests.conftest import free_port
+from tests.conftest import answering, start_gunicorn_process
 
 SYSTEM_ENGINES = ["sqlite", "nx27017"]
 WORKERS = 3
@@ -60,35 +56,12 @@ def store(database_url: str) -> Iterator[Storage]:
 
 def start_gunicorn(database_url: str, log: Path) -> Service:
     """Start gunicorn with WORKERS workers on the store and wait until it is ready; its output goes to ``log``."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "MAEVE_DATABASE_URL": database_url,
-        "MAEVE_API_PORT": str(port),
-        "MAEVE_OCPI_PORT": str(free_port()),
-        # Never the default 9310: parallel tests, or a `make run` beside them, would clash on it.
-        "MAEVE_OCPP_PORT": str(free_port()),
-        "MAEVE_WORKERS": str(WORKERS),
-        "MAEVE_LOG_LEVEL": "warning",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [str(gunicorn), "-c", "python:maeve_api.gunicorn_conf", "maeve_api.asgi:app"],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    service = Service(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if requests.get(f"{service.url}/ready", timeout=1).status_code == 200:
-                return service
-        except (requests.ConnectionError, requests.Timeout):  # still booting
-            pass
-        time.sleep(0.1)
+    process, ports = start_gunicorn_process(
+        database_url, log, {"MAEVE_WORKERS": str(WORKERS), "MAEVE_LOG_LEVEL": "warning"}
+    )
+    service = Service(f"http://127.0.0.1:{ports['api']}", process, log)
+    if answering(process, [f"{service.url}/ready"], START_TIMEOUT):
+        return service
     service.stop(signal.SIGKILL)
     raise RuntimeError(f"gunicorn did not become ready; its log:\n{log.read_text(errors='replace')[-3000:]}")
 
