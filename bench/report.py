@@ -310,35 +310,17 @@ def text_table(engines: Sequence[EngineResults]) -> str:
 
 def markdown(config: Config, environment: dict[str, str], engines: Sequence[EngineResults]) -> str:
     """The results section of docs/performance.md."""
-    command = environment["command"]
-    settings = ", ".join(f"`{name}={value}`" for name, value in config.describe().items() if name != "BENCH_NOTE")
-    machine = [(label, environment[label]) for label in ("CPUs (nproc)", "CPU model", "memory")]
-    machine += [(label, environment[label]) for label in environment if label.startswith("load average")]
-    versions = [(label, environment[label]) for label in ("python", *PACKAGES, "sqlite3.sqlite_version", "wrk", "hey")]
     extras = [row for results in engines for row in extra_rows(results)]
     return "\n".join(
         [
-            "## Latest results",
-            "",
-            f"Run from {environment['started']} to {environment.get('finished', '?')} at commit "
-            f"{environment['commit']}, with",
-            "",
-            "```sh",
-            command,
-            "```",
-            "",
-            f"Settings: {settings}.",
-            "",
+            *_opening(config, environment),
             f"Servers: `{' '.join(['gunicorn', '-c', GUNICORN_CONFIG, 'maeve_api.asgi:app'])}` (and "
             f"`bench.baseline:app`) with `MAEVE_WORKERS={config.workers}`, on 127.0.0.1. Load: "
             f"`wrk -t{min(config.threads, config.connections)} -c{config.connections} -d{config.duration}s "
             f"--timeout {load.WRK_TIMEOUT} -s bench/wrk/<script>.lua`, after a {config.warmup} s warm-up, "
             f"in {config.rounds} alternating rounds of the API and the baseline.",
             "",
-            _markdown_table(("machine", ""), machine),
-            "",
-            _markdown_table(("version", ""), versions),
-            "",
+            *_machine_and_versions(environment, ("wrk", "hey")),
             "### Scenarios",
             "",
             "Requests/s and latency of each side's median round, as wrk reports them (errors: all rounds); "
@@ -461,26 +443,31 @@ def as_json(config: Config, environment: dict[str, str], engines: Sequence[Engin
 
 def header(config: Config, environment: dict[str, str]) -> str:
     """The opening of a results section without HTTP scenarios: when, how, the machine and the versions."""
+    return "\n".join([*_opening(config, environment), *_machine_and_versions(environment, ())])
+
+
+def _opening(config: Config, environment: dict[str, str]) -> list[str]:
+    """The lines that open a results section: when, at which commit, the command and the settings."""
     settings = ", ".join(f"`{name}={value}`" for name, value in config.describe().items() if name != "BENCH_NOTE")
+    return [
+        "## Latest results",
+        "",
+        f"Run from {environment['started']} to {environment.get('finished', '?')} at commit "
+        f"{environment['commit']}, with",
+        "",
+        "```sh",
+        environment["command"],
+        "```",
+        "",
+        f"Settings: {settings}.",
+        "",
+    ]
+
+
+def _machine_and_versions(environment: dict[str, str], tools: Sequence[str]) -> list[str]:
+    """The machine's table and the versions' table (of Python, the packages, SQLite and ``tools``)."""
     machine = [(label, environment[label]) for label in ("CPUs (nproc)", "CPU model", "memory")]
     machine += [(label, environment[label]) for label in environment if label.startswith("load average")]
-    versions = [(label, environment.get(label, "")) for label in ("python", *PACKAGES, "sqlite3.sqlite_version")]
-    return "\n".join(
-        [
-            "## Latest results",
-            "",
-            f"Run from {environment['started']} to {environment.get('finished', '?')} at commit "
-            f"{environment['commit']}, with",
-            "",
-            "```sh",
-            environment["command"],
-            "```",
-            "",
-            f"Settings: {settings}.",
-            "",
-            _markdown_table(("machine", ""), machine),
-            "",
-            _markdown_table(("version", ""), versions),
-            "",
-        ]
-    )
+    labels = ("python", *PACKAGES, "sqlite3.sqlite_version", *tools)
+    versions = [(label, environment.get(label, "")) for label in labels]
+    return [_markdown_table(("machine", ""), machine), "", _markdown_table(("version", ""), versions), ""]
