@@ -65,6 +65,15 @@ def start_gunicorn_process(
     return process, ports
 
 
+def module_store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str) -> str:
+    """A fresh store for the engine ``request.param`` names: a SQLite file, or a database of its own on the session's
+    nx-27017."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp(name) / 'maeve.db'}"
+    nx: str = request.getfixturevalue("nx_server")
+    return f"{nx}/maeve_{name}_{uuid.uuid4().hex[:12]}"
+
+
 def answering(process: subprocess.Popen[bytes], urls: Sequence[str], timeout: float) -> bool:
     """Whether every URL answers 200 within ``timeout`` seconds while ``process`` runs."""
     deadline = time.monotonic() + timeout

@@ -30,7 +30,7 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from maeve_api.storage import Storage, open_storage
-from tests.conftest import answering, start_gunicorn_process
+from tests.conftest import answering, module_store_url, start_gunicorn_process
 
 WORKERS = 2
 START_TIMEOUT = 30.0
@@ -113,10 +113,7 @@ def start_service(database_url: str, directory: Path, env: dict[str, str] | None
 @pytest.fixture(scope="module", params=["sqlite", "nx27017"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A fresh store, on each engine, shared by the tests of a module."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('ocpp') / 'maeve.db'}"
-    nx: str = request.getfixturevalue("nx_server")
-    return f"{nx}/maeve_ocpp_{uuid.uuid4().hex[:12]}"
+    return module_store_url(request, tmp_path_factory, "ocpp")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from maeve_api.storage import Storage, open_storage
-from tests.conftest import answering, start_gunicorn_process
+from tests.conftest import answering, module_store_url, start_gunicorn_process
 
 SYSTEM_ENGINES = ["sqlite", "nx27017"]
 WORKERS = 3
@@ -85,10 +84,7 @@ def serve(database_url: str, tmp_path: Path) -> Iterator[Callable[[], Service]]:
 @pytest.fixture(scope="module", params=SYSTEM_ENGINES)
 def shared_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A store, on each engine, for the tests of a module that share one service (each uses records of its own)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('system') / 'maeve.db'}"
-    nx: str = request.getfixturevalue("nx_server")
-    return f"{nx}/maeve_system_{uuid.uuid4().hex[:12]}"
+    return module_store_url(request, tmp_path_factory, "system")
 
 
 @pytest.fixture(scope="module")
