@@ -50,6 +50,13 @@ class Conflict(StorageError):
         self.reason = reason
 
 
+class SchemaTooNew(StorageUnavailable):
+    """The store was written by a newer release, at a schema version this one does not know; nothing was changed.
+
+    Refused rather than read or downgraded: this release could misread, or undo, what the newer one wrote.
+    """
+
+
 class ChargeStationRepository(ABC):
     """Charge stations: auth record, settings, certificates to install and trigger message.
 

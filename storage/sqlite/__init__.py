@@ -11,7 +11,7 @@ import os
 from ..base import Storage
 from .certificates import SqliteCertificateRepository
 from .charge_stations import SqliteChargeStationRepository
-from .engine import COLUMNS, SCHEMA, SCHEMA_VERSION, URL_PREFIX, SqliteEngine, path_from_url
+from .engine import COLUMNS, MIGRATIONS, SCHEMA_VERSION, URL_PREFIX, SqliteEngine, path_from_url
 from .locations import SqliteLocationRepository
 from .ocpp import SqliteOcppRepository
 from .parties import SqlitePartyRepository
@@ -21,7 +21,7 @@ from .tokens import SqliteTokenRepository
 
 __all__ = [
     "COLUMNS",
-    "SCHEMA",
+    "MIGRATIONS",
     "SCHEMA_VERSION",
     "URL_PREFIX",
     "SqliteCertificateRepository",

@@ -8,7 +8,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from bson.json_util import JSONMode, JSONOptions
 from .. import _documents as docs
 from ..base import (
     Document,
+    SchemaTooNew,
     StorageUnavailable,
     TooLarge,
 )
@@ -31,17 +32,18 @@ log = logging.getLogger(__package__)
 URL_PREFIX = "sqlite:///"
 
 
-#: Bumped whenever SCHEMA changes; a database at this version is not touched at open. Every statement
-#: is idempotent, so an older database gets what it lacks and keeps its data (2 added the OCPI tables;
-#: 3 keys tokens case-insensitively, hashes inbound OCPI tokens, stores documents as plain JSON (see
-#: ``_upgrade``), and adds the OCPP runtime table, the delivery columns of staged items (see COLUMNS) and the
-#: push results).
+#: The schema version this release writes: the last of MIGRATIONS (at the end of this module), which take a
+#: database from any earlier version to this one at open. A database at a newer version is refused.
 SCHEMA_VERSION = 3
 
 
 # Text keys use the default BINARY collation: UTF-8 byte order, which is code-point order.
 # Datetimes are INTEGER milliseconds since the epoch (UTC), exactly what BSON stores.
-SCHEMA = (
+# Each migration's statements are kept as that version wrote them: a later change is a new migration.
+
+#: Schema 1: stations, their staged settings, certificates and trigger, tokens keyed by the uid as sent,
+#: client certificates, OCPI registrations keyed by their clear-text token, and locations.
+SCHEMA_1 = (
     """CREATE TABLE IF NOT EXISTS charge_stations (
         cs_id TEXT PRIMARY KEY NOT NULL,
         security_profile INTEGER,
@@ -68,6 +70,62 @@ SCHEMA = (
         PRIMARY KEY (cs_id, certificate_id)
     )""",
     """CREATE TABLE IF NOT EXISTS tokens (
+        uid TEXT PRIMARY KEY NOT NULL,
+        country_code TEXT,
+        party_id TEXT,
+        type TEXT,
+        contract_id TEXT,
+        issuer TEXT,
+        valid INTEGER,
+        cache_mode TEXT,
+        last_updated INTEGER,
+        visual_number TEXT,
+        group_id TEXT,
+        language_code TEXT
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS certificates (
+        hash TEXT PRIMARY KEY NOT NULL,
+        pem TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS registrations (
+        token TEXT PRIMARY KEY NOT NULL,
+        status TEXT
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS locations (
+        id TEXT PRIMARY KEY NOT NULL,
+        last_updated INTEGER,
+        document TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS locations_by_last_updated ON locations (last_updated, id)",
+)
+
+
+#: Schema 2 added the OCPI parties and the outbox of location pushes.
+SCHEMA_2 = (
+    """CREATE TABLE IF NOT EXISTS ocpi_parties (
+        key TEXT PRIMARY KEY NOT NULL,
+        inbound_token_hash TEXT NOT NULL UNIQUE,
+        document TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS location_pushes (
+        id TEXT PRIMARY KEY NOT NULL,
+        party TEXT NOT NULL,
+        location_id TEXT NOT NULL,
+        revision TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        due_at INTEGER NOT NULL,
+        lease_until INTEGER NOT NULL,
+        lease TEXT,
+        last_error TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS location_pushes_by_due_at ON location_pushes (due_at, id)",
+)
+
+
+#: Schema 3 keys tokens case-insensitively, keeps OCPI registration tokens only as hashes, gives each party
+#: the identities of its roles, keeps push results, and adds the OCPP runtime and counters (with COLUMNS).
+SCHEMA_3 = (
+    """CREATE TABLE IF NOT EXISTS tokens (
         key TEXT PRIMARY KEY NOT NULL,
         uid TEXT NOT NULL,
         country_code TEXT,
@@ -86,10 +144,6 @@ SCHEMA = (
         default_profile_type TEXT
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS tokens_by_emaid ON tokens (emaid)",
-    """CREATE TABLE IF NOT EXISTS certificates (
-        hash TEXT PRIMARY KEY NOT NULL,
-        pem TEXT
-    )""",
     """CREATE TABLE IF NOT EXISTS ocpi_registrations (
         token_hash TEXT PRIMARY KEY NOT NULL,
         status TEXT NOT NULL,
@@ -97,34 +151,11 @@ SCHEMA = (
         party_id TEXT,
         expires_at INTEGER
     ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS locations (
-        id TEXT PRIMARY KEY NOT NULL,
-        last_updated INTEGER,
-        document TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS locations_by_last_updated ON locations (last_updated, id)",
-    """CREATE TABLE IF NOT EXISTS ocpi_parties (
-        key TEXT PRIMARY KEY NOT NULL,
-        inbound_token_hash TEXT NOT NULL UNIQUE,
-        document TEXT NOT NULL
-    )""",
     """CREATE TABLE IF NOT EXISTS ocpi_party_identities (
         identity TEXT PRIMARY KEY NOT NULL,
         party TEXT NOT NULL
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS ocpi_party_identities_by_party ON ocpi_party_identities (party)",
-    """CREATE TABLE IF NOT EXISTS location_pushes (
-        id TEXT PRIMARY KEY NOT NULL,
-        party TEXT NOT NULL,
-        location_id TEXT NOT NULL,
-        revision TEXT NOT NULL,
-        attempts INTEGER NOT NULL,
-        due_at INTEGER NOT NULL,
-        lease_until INTEGER NOT NULL,
-        lease TEXT,
-        last_error TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS location_pushes_by_due_at ON location_pushes (due_at, id)",
     "CREATE INDEX IF NOT EXISTS location_pushes_by_party ON location_pushes (party)",
     """CREATE TABLE IF NOT EXISTS location_push_results (
         id TEXT PRIMARY KEY NOT NULL,
@@ -159,7 +190,7 @@ SCHEMA = (
 )
 
 
-#: Columns added to tables of an earlier schema (ALTER TABLE has no IF NOT EXISTS: each is added if missing).
+#: Columns schema 3 added to tables of schema 1 (ALTER TABLE has no IF NOT EXISTS: each is added if missing).
 #: Items staged before they existed read as never attempted and due now.
 _DELIVERY_COLUMNS = (("revision", "TEXT"), ("attempts", "INTEGER"), ("due_at", "INTEGER"), ("updated_at", "INTEGER"))
 
@@ -377,7 +408,10 @@ class SqliteEngine:
                 raise
 
     def _initialise(self) -> None:
-        """Switch the file to WAL and create the tables unless this schema version is already there."""
+        """Switch the file to WAL and bring its schema to SCHEMA_VERSION, one migration per transaction.
+
+        Raises SchemaTooNew, and changes nothing, if a newer release wrote the file.
+        """
         try:
             with self.errors():
                 connection = self.connection()
@@ -385,29 +419,46 @@ class SqliteEngine:
                     mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                     if mode != "wal":
                         log.warning("SQLite database %s stays in journal mode %s, not WAL", self.path, mode)
-                if connection.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
-                    return
-                with self.transaction() as transaction:
-                    # Checked again under the write lock: another process may have upgraded meanwhile.
-                    version = transaction.execute("PRAGMA user_version").fetchone()[0]
-                    if version >= SCHEMA_VERSION:
-                        return
-                    legacy_tokens = _set_aside_legacy_tokens(transaction)
-                    for statement in SCHEMA:
-                        transaction.execute(statement)
-                    for table, column, type_ in COLUMNS:
-                        existing = {row[1] for row in transaction.execute(f"PRAGMA table_info({table})")}
-                        if column not in existing:
-                            transaction.execute(f"ALTER TABLE {table} ADD COLUMN {column} {type_}")
-                    scrub = _upgrade(transaction, legacy_tokens)
-                    transaction.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                if scrub:
-                    # Clear-text tokens of the older release must not linger in free pages or the WAL.
-                    connection.execute("VACUUM")
-                    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                if self._check_version(connection.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
+                    self._migrate(connection)
         except BaseException:
             self.close()
             raise
+
+    def _check_version(self, version: int) -> int:
+        """The version, unless it is newer than this release knows: then raises SchemaTooNew."""
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the SQLite database {self.path} is at schema version {version}, newer than this release's"
+                f" {SCHEMA_VERSION}: it was written by a newer release; run that one, or restore the backup taken"
+                " before the upgrade"
+            )
+        return version
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        """Run every migration the file has not had, in order, each with its version in its own transaction.
+
+        A crash or an error leaves the file at the last version committed, where the next open carries on;
+        another process opening the file meanwhile finds each step done under the write lock and skips it.
+        """
+        secure_delete = connection.execute("PRAGMA secure_delete").fetchone()[0]
+        # Deleted rows (clear-text tokens among them) are overwritten, not only unlinked, even before VACUUM.
+        connection.execute("PRAGMA secure_delete = ON")
+        vacuum = False
+        try:
+            for version, migration in MIGRATIONS:
+                with self.transaction() as transaction:
+                    if self._check_version(transaction.execute("PRAGMA user_version").fetchone()[0]) >= version:
+                        continue
+                    vacuum = migration(transaction) or vacuum
+                    transaction.execute(f"PRAGMA user_version = {version}")
+                log.info("SQLite database %s upgraded to schema version %d (%s)", self.path, version, migration.__name__)
+        finally:
+            connection.execute(f"PRAGMA secure_delete = {int(secure_delete)}")
+        if vacuum:
+            # The clear-text tokens of the older release must not linger in free pages or the WAL.
+            connection.execute("VACUUM")
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def station_exists(self, connection: sqlite3.Connection, cs_id: str) -> bool:
         """Whether the charge station was registered (inside the caller's transaction)."""
@@ -443,16 +494,46 @@ def _legacy_load(text: str, times: tuple[tuple[str, ...], ...]) -> Document:
     result: Document = document
     return result
 
-    def page(self, offset: int, limit: int) -> list[Document]:
-        docs.check_page(offset, limit)
-        rows = self._db.fetch_all(
-            "SELECT token, status FROM registrations ORDER BY token LIMIT ? OFFSET ?", (limit, offset)
-        )
-        return [{"token": row[0], "status": row[1]} for row in rows]
-
 
 def _columns(connection: sqlite3.Connection, table: str) -> list[str]:
     return [row[1] for row in connection.execute(f"PRAGMA table_info({table})").fetchall()]
+
+
+def _create_schema_1(connection: sqlite3.Connection) -> bool:
+    """0 -> 1: the first release's tables."""
+    for statement in SCHEMA_1:
+        connection.execute(statement)
+    return False
+
+
+def _add_ocpi_parties_and_pushes(connection: sqlite3.Connection) -> bool:
+    """1 -> 2: the OCPI parties and the outbox of location pushes."""
+    for statement in SCHEMA_2:
+        connection.execute(statement)
+    return False
+
+
+def _canonical_tokens_hashed_secrets_and_ocpp(connection: sqlite3.Connection) -> bool:
+    """2 -> 3: tokens under their canonical key, registrations and parties with token hashes only, documents as
+    plain JSON, party identities, push results and the OCPP runtime; returns whether clear-text tokens were
+    removed (so that the file should be vacuumed).
+    """
+    legacy_tokens = _set_aside_legacy_tokens(connection)
+    for statement in SCHEMA_3:
+        connection.execute(statement)
+    for table, column, type_ in COLUMNS:
+        if column not in _columns(connection, table):
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {type_}")
+    return _upgrade(connection, legacy_tokens)
+
+
+#: The forward migrations, in order: (the version it brings the database to, the step), each taking the
+#: database from the version before. A new database runs them all. Never change a released step: add one.
+MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], bool]], ...] = (
+    (1, _create_schema_1),
+    (2, _add_ocpi_parties_and_pushes),
+    (3, _canonical_tokens_hashed_secrets_and_ocpp),
+)
 
 
 def _set_aside_legacy_tokens(connection: sqlite3.Connection) -> str | None:
@@ -484,13 +565,14 @@ def _upgrade(connection: sqlite3.Connection, legacy_tokens: str | None) -> bool:
         )
         connection.execute(f"DROP TABLE {legacy_tokens}")
     if "token" in _columns(connection, "registrations"):
-        for token, status in connection.execute("SELECT token, status FROM registrations").fetchall():
+        registrations = connection.execute("SELECT token, status FROM registrations").fetchall()
+        for token, status in registrations:
             connection.execute(
                 "INSERT INTO ocpi_registrations (token_hash, status) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (docs.token_hash_of(token), status or docs.REGISTRATION_PENDING),
             )
         connection.execute("DROP TABLE registrations")
-        scrub = True
+        scrub = bool(registrations)
     for key, text in connection.execute("SELECT key, document FROM ocpi_parties ORDER BY key").fetchall():
         party = _legacy_load(text, _PARTY_TIMES)
         scrub = scrub or "inbound_token" in party
