@@ -7,6 +7,7 @@ import json
 import sys
 
 from maeve_api.settings import Settings, SettingsError
+from maeve_api.storage import SchemaTooNew, check_schema_version
 
 #: The gunicorn command line ``serve`` runs; ``make run`` and the image run the same.
 GUNICORN_ARGS = ["-c", "python:maeve_api.gunicorn_conf", "maeve_api.asgi:app"]
@@ -27,11 +28,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def check_config() -> int:
-    """Print the configuration as JSON and return 0, or name the bad variable on stderr and return 2."""
+    """Print the configuration as JSON and return 0, or say on stderr what is wrong (a bad variable, a store written
+    by a newer release) and return 2."""
     try:
         settings = Settings.from_env()
         settings.check_store()
-    except SettingsError as exc:
+        check_schema_version(settings.database_url)
+    except (SettingsError, SchemaTooNew) as exc:
         print(f"maeve-api: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(settings.summary(), indent=2))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from maeve_api.settings import Settings, SettingsError
+from maeve_api.storage import SchemaTooNew, check_schema_version
 
 
 def _refuse(message: str) -> None:
@@ -29,6 +30,12 @@ try:
     _settings = Settings.from_env()
     _settings.check_store()
 except SettingsError as _error:
+    _refuse(str(_error))
+
+# A store written by a newer release is refused before any worker opens (and would upgrade) anything.
+try:
+    check_schema_version(_settings.database_url)
+except SchemaTooNew as _error:
     _refuse(str(_error))
 
 

@@ -6,7 +6,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from pymongo.errors import (
 from .. import _documents as docs
 from ..base import (
     Document,
+    SchemaTooNew,
     StorageUnavailable,
     TooLarge,
     token_key,
@@ -160,25 +161,62 @@ class MongoEngine:
             yield
 
     def _ensure_indexes(self) -> None:
+        """Bring the data to SCHEMA_VERSION and the indexes to INDEXES, once per engine.
+
+        Raises SchemaTooNew, before touching anything, if a newer release wrote the database.
+        """
         if self._indexes_ready:
             return
         with self._indexes_lock:
             if self._indexes_ready:
                 return
-            self.collection("charge_station_settings").create_index([("cs_id", ASCENDING), ("name", ASCENDING)])
-            self.collection("charge_station_install_certificates").create_index(
-                [("cs_id", ASCENDING), ("certificate_id", ASCENDING)]
-            )
-            self.collection("locations").create_index(_LOCATION_ORDER)
-            self.collection("ocpi_parties").create_index("inbound_token_hash", unique=True)
-            self.collection("location_pushes").create_index("due_at")
-            self.collection("location_pushes").create_index("party")
-            self.collection("location_push_results").create_index([("location_id", ASCENDING), ("party", ASCENDING)])
-            self.collection("charge_station_runtime").create_index("changed_at")
-            self.collection("tokens").create_index("emaid")
-            self.collection("ocpi_party_identities").create_index("party")
-            _upgrade(self)
+            _migrate(self)
+            for name, keys, options in INDEXES:
+                _ensure_index(self.collection(name), keys, options)
             self._indexes_ready = True
+
+
+#: Every index: (collection, keys, options). Created at open if missing; one on the same keys whose options
+#: differ (an older release's) is dropped and created again.
+INDEXES: tuple[tuple[str, list[tuple[str, int]], dict[str, Any]], ...] = (
+    ("charge_station_settings", [("cs_id", ASCENDING), ("name", ASCENDING)], {}),
+    ("charge_station_install_certificates", [("cs_id", ASCENDING), ("certificate_id", ASCENDING)], {}),
+    ("locations", _LOCATION_ORDER, {}),
+    ("ocpi_parties", [("inbound_token_hash", ASCENDING)], {"unique": True}),
+    ("location_pushes", [("due_at", ASCENDING)], {}),
+    ("location_pushes", [("party", ASCENDING)], {}),
+    ("location_push_results", [("location_id", ASCENDING), ("party", ASCENDING)], {}),
+    ("charge_station_runtime", [("changed_at", ASCENDING)], {}),
+    ("tokens", [("emaid", ASCENDING)], {}),
+    ("ocpi_party_identities", [("party", ASCENDING)], {}),
+)
+
+
+#: The index options compared with those asked for; absent, false and empty mean the same.
+_INDEX_OPTIONS = ("unique", "sparse", "expireAfterSeconds", "partialFilterExpression", "collation")
+
+
+def _index_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: options[name] for name in _INDEX_OPTIONS if options.get(name) not in (None, False, {})}
+
+
+def _index_keys(info: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    return [(field, order if isinstance(order, str) else int(order)) for field, order in info["key"]]
+
+
+def _ensure_index(collection: Collection[Document], keys: list[tuple[str, int]], options: Mapping[str, Any]) -> None:
+    """Create the index unless one on the same keys with the same options exists (under any name: servers
+    name them differently); one on the same keys with other options is replaced."""
+    wanted = _index_options(options)
+    for name, info in collection.index_information().items():
+        if _index_keys(info) != keys:
+            continue
+        if _index_options(info) == wanted:
+            return
+        log.warning("replacing index %s of %s: its options changed to %s", name, collection.name, wanted)
+        with contextlib.suppress(OperationFailure):  # another worker replaced it first
+            collection.drop_index(name)
+    collection.create_index(keys, **options)
 
 
 #: Conditional writes are compare-and-swap on a ``revision`` the store sets on every write; a writer that
@@ -201,21 +239,69 @@ def _stored_party(party: Mapping[str, Any], identities: list[str]) -> Document:
     }
 
 
-#: The schema version of the data, kept in ``maeve_schema``; 3 keys tokens case-insensitively, hashes
-#: inbound OCPI tokens and stores party documents as JSON text.
+#: The schema version this release writes: the last of MIGRATIONS, which bring the data of any earlier
+#: version to it at open; kept in ``maeve_schema`` ``{_id: "schema", version}``. A newer one is refused.
 SCHEMA_VERSION = 3
 
 
-def _upgrade(db: MongoEngine) -> None:
-    """Bring the data of an older release to SCHEMA_VERSION; idempotent, so workers may run it at once.
+#: The version of a database without a version document: new, or written before schema 3, which added it
+#: (schemas 1 and 2 only added collections and indexes, which need no migration).
+_UNVERSIONED = 2
 
-    Tokens move under their canonical key (the latest update wins); registrations and parties keep only token
-    hashes; each party takes the identities of its roles (one another party holds already stays with it).
+
+def _stored_version(db: MongoEngine) -> int:
+    found = db.collection("maeve_schema").find_one({"_id": "schema"})
+    return _UNVERSIONED if found is None else int(found.get("version", _UNVERSIONED))
+
+
+def check_version(version: int, database: str) -> int:
+    """The version, unless it is newer than this release knows: then raises SchemaTooNew."""
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"the MongoDB database {database!r} is at schema version {version}, newer than this release's"
+            f" {SCHEMA_VERSION}: it was written by a newer release; run that one, or restore the backup taken"
+            " before the upgrade"
+        )
+    return version
+
+
+def stored_version(client: MongoClient[Document], database: str) -> int | None:
+    """The schema version of the database, read without writing anything; None if the server does not answer
+    (opening the database reads it again)."""
+    try:
+        found = client.get_database(database).get_collection("maeve_schema").find_one({"_id": "schema"})
+    except PyMongoError:
+        return None
+    return _UNVERSIONED if found is None else int(found.get("version", _UNVERSIONED))
+
+
+def _migrate(db: MongoEngine) -> None:
+    """Run every migration the database has not had, in order, recording each version as it completes.
+
+    Without transactions a step can stop midway; every step is idempotent, so the next open (or another
+    worker running it at the same time) runs it again from the start and finishes it.
     """
-    meta = db.collection("maeve_schema")
-    found = meta.find_one({"_id": "schema"})
-    if found is not None and found.get("version", 0) >= SCHEMA_VERSION:
-        return
+    version = check_version(_stored_version(db), db.db.name)
+    for target, migration in MIGRATIONS:
+        if version >= target:
+            continue
+        migration(db)
+        # $max: a worker that finishes a step late never lowers the version another has recorded.
+        db.collection("maeve_schema").update_one({"_id": "schema"}, {"$max": {"version": target}}, upsert=True)
+        version = target
+        log.info("MongoDB database %s upgraded to schema version %d (%s)", db.db.name, target, migration.__name__)
+
+
+def _canonical_tokens_hashed_secrets(db: MongoEngine) -> None:
+    """2 -> 3: tokens under their canonical key (the latest update wins), registrations and parties with token
+    hashes only, each party holding the identities of its roles (one another party holds stays with it) and
+    its document stored as JSON text."""
+    _canonical_token_keys(db)
+    _hashed_registrations(db)
+    _parties_as_text_with_identities(db)
+
+
+def _canonical_token_keys(db: MongoEngine) -> None:
     tokens = db.collection("tokens")
     # Of uids that differ only in case, the latest update wins, then the greatest uid, as on SQLite.
     for uid in sorted(stored["_id"] for stored in tokens.find({}, {"_id": 1})):
@@ -233,6 +319,9 @@ def _upgrade(db: MongoEngine) -> None:
         if current is None or (current["last_updated"], current.get("uid", key)) <= (token["last_updated"], uid):
             tokens.replace_one({"_id": key}, {"_id": key, **docs.token_document(token)}, upsert=True)
         tokens.delete_one({"_id": uid})
+
+
+def _hashed_registrations(db: MongoEngine) -> None:
     registrations = db.collection("ocpi_registrations")
     for stored in list(db.collection("registrations").find()):
         registrations.update_one(
@@ -241,6 +330,9 @@ def _upgrade(db: MongoEngine) -> None:
             upsert=True,
         )
         db.collection("registrations").delete_one({"_id": stored["_id"]})
+
+
+def _parties_as_text_with_identities(db: MongoEngine) -> None:
     parties = db.collection("ocpi_parties")
     identities = db.collection("ocpi_party_identities")
     for stored in list(parties.find()):
@@ -257,7 +349,11 @@ def _upgrade(db: MongoEngine) -> None:
             else:
                 log.warning("party %s also lists identity %s, which stays with another party", party["key"], identity)
         parties.replace_one({"_id": party["key"]}, _stored_party(party, held))
-    meta.update_one({"_id": "schema"}, {"$set": {"version": SCHEMA_VERSION}}, upsert=True)
+
+
+#: The forward migrations, in order: (the version it brings the database to, the step), each taking the
+#: database from the version before. Never change a released step: add one.
+MIGRATIONS: tuple[tuple[int, Callable[[MongoEngine], None]], ...] = ((3, _canonical_tokens_hashed_secrets),)
 
 
 def _millis(value: datetime) -> int:

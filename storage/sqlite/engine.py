@@ -268,6 +268,35 @@ def path_from_url(url: str) -> Path:
     return Path(path)
 
 
+def check_version(version: int, path: Path) -> int:
+    """The version, unless it is newer than this release knows: then raises SchemaTooNew."""
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"the SQLite database {path} is at schema version {version}, newer than this release's"
+            f" {SCHEMA_VERSION}: it was written by a newer release; run that one, or restore the backup taken"
+            " before the upgrade"
+        )
+    return version
+
+
+def stored_version(path: Path) -> int | None:
+    """The schema version of the database file, read without writing anything; None if there is no such file
+    or it cannot be read now (opening it reads it again)."""
+    if not path.is_file():
+        return None
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+    except sqlite3.Error:
+        return None
+    try:
+        version: int = connection.execute("PRAGMA user_version").fetchone()[0]
+        return version
+    except sqlite3.Error:
+        return None
+    finally:
+        connection.close()
+
+
 class SqliteEngine:
     """The plumbing of one SQLite file, shared safely by the threads and processes that open it.
 
@@ -415,25 +444,17 @@ class SqliteEngine:
         try:
             with self.errors():
                 connection = self.connection()
+                # Checked first: a file of a newer release is left exactly as it is, its journal mode included.
+                version = check_version(connection.execute("PRAGMA user_version").fetchone()[0], self.path)
                 if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                     if mode != "wal":
                         log.warning("SQLite database %s stays in journal mode %s, not WAL", self.path, mode)
-                if self._check_version(connection.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
+                if version < SCHEMA_VERSION:
                     self._migrate(connection)
         except BaseException:
             self.close()
             raise
-
-    def _check_version(self, version: int) -> int:
-        """The version, unless it is newer than this release knows: then raises SchemaTooNew."""
-        if version > SCHEMA_VERSION:
-            raise SchemaTooNew(
-                f"the SQLite database {self.path} is at schema version {version}, newer than this release's"
-                f" {SCHEMA_VERSION}: it was written by a newer release; run that one, or restore the backup taken"
-                " before the upgrade"
-            )
-        return version
 
     def _migrate(self, connection: sqlite3.Connection) -> None:
         """Run every migration the file has not had, in order, each with its version in its own transaction.
@@ -448,11 +469,13 @@ class SqliteEngine:
         try:
             for version, migration in MIGRATIONS:
                 with self.transaction() as transaction:
-                    if self._check_version(transaction.execute("PRAGMA user_version").fetchone()[0]) >= version:
+                    if check_version(transaction.execute("PRAGMA user_version").fetchone()[0], self.path) >= version:
                         continue
                     vacuum = migration(transaction) or vacuum
                     transaction.execute(f"PRAGMA user_version = {version}")
-                log.info("SQLite database %s upgraded to schema version %d (%s)", self.path, version, migration.__name__)
+                log.info(
+                    "SQLite database %s upgraded to schema version %d (%s)", self.path, version, migration.__name__
+                )
         finally:
             connection.execute(f"PRAGMA secure_delete = {int(secure_delete)}")
         if vacuum:

@@ -1,16 +1,14 @@
-"""Running the endpoint: stores written by the previous release, proxy trust off, a signing CA, and the store
-going down and coming back."""
+"""Running the endpoint: proxy trust off, a signing CA, and the store going down and coming back (stores
+written by the previous release: tests/upgrade)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
-import shutil
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from bson import json_util
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,54 +16,12 @@ from cryptography.x509.oid import NameOID
 from ocpp.exceptions import InternalError
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
-from pymongo import MongoClient
 
 from tests.conftest import start_nx, stop_process
 from tests.factories import make_certificate_pem
-from tests.ocpp.conftest import connect, eventually, refused_with, start_service
+from tests.ocpp.conftest import connect, refused_with, start_service
 
 pytestmark = pytest.mark.anyio
-FIXTURES = Path(__file__).parent.parent / "fixtures"
-
-
-@pytest.fixture(params=["sqlite", "nx27017"])
-def legacy_store(request, tmp_path):
-    """A store written by the previous release's code (commit 64d0397), on each engine."""
-    if request.param == "sqlite":
-        path = tmp_path / "legacy.db"
-        shutil.copy(FIXTURES / "main-64d0397.db", path)
-        return f"sqlite:///{path}"
-    nx = request.getfixturevalue("nx_server")
-    database = f"legacy_{tmp_path.name[-20:].replace('-', '_')}"
-    collections = json_util.loads((FIXTURES / "main-64d0397-mongo.json").read_text())
-    with MongoClient(nx) as client:
-        for name, documents in collections.items():
-            if documents:
-                client[database][name].insert_many(documents)
-    return f"{nx}/{database}"
-
-
-async def test_items_staged_by_the_previous_release_are_delivered(legacy_store, tmp_path):
-    service = start_service(legacy_store, tmp_path)
-    try:
-        async with connect(service, "legacy-201", boot=True) as station:
-            calls = dict([await station.next_call() for _ in range(3)])
-            assert [i["variable"]["name"] for i in calls["SetVariables"]["set_variable_data"]] == ["HeartbeatInterval"]
-            assert calls["InstallCertificate"]["certificate_type"] == "V2GRootCertificate"
-            assert calls["TriggerMessage"]["requested_message"] == "StatusNotification"
-            shown = await eventually(lambda: (s := service.get("/cs/legacy-201").json())["trigger"]["status"]
-                                     == "Accepted" and s)
-            assert shown["settings"]["OCPPCommCtrlr/HeartbeatInterval"]["status"] == "Accepted"
-            assert shown["settings"]["Done/Already"] == {"value": "1", "status": "Accepted"}
-            assert shown["certificates"][0]["status"] == "Accepted"
-        async with connect(service, "legacy-16", version="1.6", boot=True) as station:
-            calls = dict([await station.next_call() for _ in range(2)])
-            assert calls["ChangeConfiguration"] == {"key": "HeartbeatInterval", "value": "60"}
-            assert calls["TriggerMessage"]["requested_message"] == "BootNotification"
-        listed = {s["csId"]: s for s in service.get("/cs").json()}
-        assert set(listed) == {"legacy-16", "legacy-201"}
-    finally:
-        service.stop()
 
 
 def _ca(directory: Path) -> tuple[Path, Path, x509.Certificate]:

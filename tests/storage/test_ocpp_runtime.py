@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from maeve_api.storage.sqlite import SCHEMA_VERSION, SqliteStorage
 from tests.storage.conftest import assert_utc
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
@@ -163,25 +159,3 @@ def test_transaction_ids_are_never_repeated(storage):
     ids = [storage.ocpp.next_transaction_id() for _ in range(5)]
     assert len(set(ids)) == 5
     assert all(1 <= i <= 2**31 - 1 for i in ids)
-
-
-def test_a_sqlite_database_of_the_previous_release_is_upgraded_in_place(tmp_path):
-    """A database written by commit 64d0397's code opens at the current schema with every staged item Pending."""
-    path = tmp_path / "legacy.db"
-    shutil.copy(Path(__file__).parent.parent / "fixtures" / "main-64d0397.db", path)
-    storage = SqliteStorage(path)
-    try:
-        found = storage.ocpp.deliveries("legacy-201")
-        assert [(s["name"], s["status"], s["attempts"]) for s in found["settings"]] == [
-            ("Done/Already", "Accepted", 0),
-            ("OCPPCommCtrlr/HeartbeatInterval", "Pending", 0),
-        ]
-        assert "revision" not in found["settings"][1]
-        assert [c["status"] for c in found["certificates"]] == ["Pending"]
-        assert found["trigger"]["status"] == "Pending"
-        assert storage.ocpp.settle("legacy-201", "trigger", "StatusNotification", None, {"status": "Accepted"})
-        assert storage.charge_stations.find_auth("legacy-16")["security_profile"] == 0
-    finally:
-        storage.close()
-    with sqlite3.connect(path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
