@@ -553,6 +553,14 @@ def test_clear_text_tokens_are_overwritten_even_if_the_vacuum_never_runs(tmp_pat
     """Rows the upgrade deletes are overwritten in place, so a process stopped after the upgrade committed but
     before the VACUUM leaves no clear-text token in the file."""
     shutil.copy(SQLITE_FIXTURE, tmp_path / "previous.db")
+    connect = sqlite3.connect
+
+    def off_by_default(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = connect(*args, **kwargs)
+        connection.execute("PRAGMA secure_delete = OFF")  # as SQLite builds without SQLITE_SECURE_DELETE open
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", off_by_default)
     steps = dict(sqlite_engine.MIGRATIONS)
     monkeypatch.setattr(
         sqlite_engine, "MIGRATIONS", (*sqlite_engine.MIGRATIONS[:-1], (3, lambda c: steps[3](c) and False))
