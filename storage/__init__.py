@@ -6,6 +6,7 @@ from .base import (
     CertificateRepository,
     ChargeStationRepository,
     Conflict,
+    Document,
     LocationRepository,
     NotFound,
     OcppRepository,
@@ -82,7 +83,8 @@ def check_schema_version(url: str) -> None:
 
         from .mongo import engine as mongo_engine
 
-        with MongoClient(url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000, connect=False) as client:
+        client: MongoClient[Document] = MongoClient(url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000)
+        with client:
             database = client.get_default_database(mongo_engine.DEFAULT_DATABASE).name
             version = mongo_engine.stored_version(client, database)
         if version is not None:

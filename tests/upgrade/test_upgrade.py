@@ -20,6 +20,7 @@ from typing import Any
 import mongomock_ng as mongomock
 import pytest
 from bson import json_util
+from bson.json_util import JSONOptions
 from pymongo import ASCENDING, MongoClient
 
 from maeve_api.ocpi.app import create_ocpi_app
@@ -34,7 +35,8 @@ from maeve_api.storage.mongo import engine as mongo_engine
 from maeve_api.storage.sqlite import SqliteStorage
 from maeve_api.storage.sqlite import engine as sqlite_engine
 from maeve_api.web.app import create_app
-from tests.conftest import start_gunicorn_process, stop_process
+from tests.conftest import MONGODB_URI_VARIABLE as MONGODB_URI
+from tests.conftest import _with_database, free_port, start_gunicorn_process, stop_process
 from tests.upgrade.make_data import (
     CLEAR_TOKENS,
     CLIENT_PEM,
@@ -50,13 +52,13 @@ SQLITE_FIXTURE = DATA / f"{PREVIOUS_RELEASE}.db"
 MONGO_FIXTURE = DATA / f"{PREVIOUS_RELEASE}-mongo.json"
 CLIENT_CERTIFICATE_HASH = "sIdIQcLPFgRwDOOAj3LkMdVxYKXsDSjVRON4vLERruQ"
 LATER = T0 + timedelta(minutes=5)
-MONGO_CLIENTS = {"nx27017": "nx_client", "mongodb": "mongodb_client"}
 MONGO_ENGINES = ["mongomock", "nx27017", "mongodb"]
 
 
 def load_mongo_fixture(client: MongoClient[Any], database: str) -> None:
     """The previous release's MongoDB database: its collections, indexes and documents, as it left them."""
-    dump = json_util.loads(MONGO_FIXTURE.read_text())
+    # Timestamps as a server returns them to the engine (tz-aware UTC): mongomock hands back what it was given.
+    dump = json_util.loads(MONGO_FIXTURE.read_text(), json_options=JSONOptions(tz_aware=True, tzinfo=UTC))
     for name, documents in dump["collections"].items():
         collection = client[database].create_collection(name)
         for index in dump["indexes"][name]:
@@ -75,12 +77,13 @@ class Previous:
             self.path = directory / "previous.db"
             shutil.copy(SQLITE_FIXTURE, self.path)
             return
-        if engine == "mongomock":
+        if engine == "mongomock":  # tz-aware as MongoStorage.from_url makes its clients (mongomock keeps no codec)
             self.client: MongoClient[Any] = mongomock.MongoClient(tz_aware=True, tzinfo=UTC)
-        elif engine in MONGO_CLIENTS:
-            self.client = request.getfixturevalue(MONGO_CLIENTS[engine])
-        else:
-            pytest.skip(f"no loader for the previous release's store on {engine}")
+        else:  # the client of the suite's storage on that engine (every MongoDB engine it knows), another database
+            carrier = request.getfixturevalue("make_storage")(engine)
+            if not isinstance(carrier, MongoStorage):
+                pytest.skip(f"no loader for the previous release's store on {engine}")
+            self.client = carrier.client
         self.database = f"maeve_upgrade_{uuid.uuid4().hex[:12]}"
         request.addfinalizer(lambda: self.client.drop_database(self.database))
         load_mongo_fixture(self.client, self.database)
@@ -605,7 +608,7 @@ def test_a_sqlite_database_of_a_newer_release_is_refused_untouched(tmp_path):
         check_schema_version(f"sqlite:///{path}")
 
 
-def test_a_mongo_database_of_a_newer_release_is_refused_untouched(mongo_previous):
+def test_a_mongo_database_of_a_newer_release_is_refused_untouched(request, mongo_previous):
     """A database at a version this release does not know is refused before any index or document changes."""
     db = mongo_previous.client[mongo_previous.database]
     db["maeve_schema"].insert_one({"_id": "schema", "version": mongo_engine.SCHEMA_VERSION + 1})
@@ -614,6 +617,16 @@ def test_a_mongo_database_of_a_newer_release_is_refused_untouched(mongo_previous
         mongo_previous.open()
     after = mongo_previous.contents(), {name: db[name].index_information() for name in db.list_collection_names()}
     assert after == before
+    if mongo_previous.engine != "mongomock":  # which has no URL
+        server = request.getfixturevalue("nx_server") if mongo_previous.engine == "nx27017" else os.environ[MONGODB_URI]
+        with pytest.raises(SchemaTooNew):
+            check_schema_version(_with_database(server, mongo_previous.database))
+
+
+def test_a_mongodb_that_does_not_answer_is_left_to_the_workers_to_check():
+    """Before the workers start, a MongoDB that does not answer is not checked (each worker checks when it
+    reaches it): the start is not refused for it."""
+    assert check_schema_version(f"mongodb://127.0.0.1:{free_port()}/maeve") is None
 
 
 def test_an_index_whose_options_changed_is_replaced(mongo_previous):
