@@ -22,6 +22,7 @@ import pytest
 from bson import json_util
 from bson.json_util import JSONOptions
 from pymongo import ASCENDING, MongoClient
+from pymongo.errors import ConnectionFailure
 
 from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.ocpi.locations import location_page, location_state
@@ -29,7 +30,7 @@ from maeve_api.ocpi.parties import list_parties
 from maeve_api.ocpi.publisher import Publisher
 from maeve_api.ocpi.registration import token_hash
 from maeve_api.settings import Settings
-from maeve_api.storage import SchemaTooNew, Storage, check_schema_version
+from maeve_api.storage import SchemaTooNew, Storage, StorageUnavailable, check_schema_version
 from maeve_api.storage.mongo import MongoStorage
 from maeve_api.storage.mongo import engine as mongo_engine
 from maeve_api.storage.sqlite import SqliteStorage
@@ -621,6 +622,24 @@ def test_a_mongo_database_of_a_newer_release_is_refused_untouched(request, mongo
         server = request.getfixturevalue("nx_server") if mongo_previous.engine == "nx27017" else os.environ[MONGODB_URI]
         with pytest.raises(SchemaTooNew):
             check_schema_version(_with_database(server, mongo_previous.database))
+
+
+def test_a_worker_that_reaches_mongodb_only_later_refuses_a_newer_database(monkeypatch):
+    """A worker whose MongoDB did not answer at open checks the version on its first operation: a newer
+    database is refused (as unavailable: 503, not ready) and left as it is."""
+    client = mongomock.MongoClient(tz_aware=True, tzinfo=UTC)
+
+    def down(_db: Any) -> None:
+        raise ConnectionFailure("no server")
+
+    monkeypatch.setattr(mongo_engine, "_migrate", down)
+    storage = MongoStorage(client, "maeve")
+    monkeypatch.undo()
+    client["maeve"]["maeve_schema"].insert_one({"_id": "schema", "version": mongo_engine.SCHEMA_VERSION + 1})
+    with pytest.raises(SchemaTooNew):
+        storage.tokens.find("DEADBEEF")
+    assert issubclass(SchemaTooNew, StorageUnavailable)
+    assert client["maeve"].list_collection_names() == ["maeve_schema"]
 
 
 def test_a_mongodb_that_does_not_answer_is_left_to_the_workers_to_check():
