@@ -282,6 +282,10 @@ def _migrate(db: MongoEngine) -> None:
     worker running it at the same time) runs it again from the start and finishes it.
     """
     version = check_version(_stored_version(db), db.db.name)
+    if version >= SCHEMA_VERSION:
+        return
+    # A new database runs every step too: said at debug level only, since it is not an upgrade.
+    level = logging.INFO if db.db.list_collection_names() else logging.DEBUG
     for target, migration in MIGRATIONS:
         if version >= target:
             continue
@@ -289,7 +293,7 @@ def _migrate(db: MongoEngine) -> None:
         # $max: a worker that finishes a step late never lowers the version another has recorded.
         db.collection("maeve_schema").update_one({"_id": "schema"}, {"$max": {"version": target}}, upsert=True)
         version = target
-        log.info("MongoDB database %s upgraded to schema version %d (%s)", db.db.name, target, migration.__name__)
+        log.log(level, "MongoDB database %s at schema version %d (%s)", db.db.name, target, migration.__name__)
 
 
 def _canonical_tokens_hashed_secrets(db: MongoEngine) -> None:

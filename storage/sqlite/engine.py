@@ -466,6 +466,8 @@ class SqliteEngine:
         # Deleted rows (clear-text tokens among them) are overwritten, not only unlinked, even before VACUUM.
         connection.execute("PRAGMA secure_delete = ON")
         vacuum = False
+        # A new file runs every step too: said at debug level only, since it is not an upgrade.
+        level = logging.INFO if connection.execute("PRAGMA user_version").fetchone()[0] else logging.DEBUG
         try:
             for version, migration in MIGRATIONS:
                 with self.transaction() as transaction:
@@ -473,9 +475,7 @@ class SqliteEngine:
                         continue
                     vacuum = migration(transaction) or vacuum
                     transaction.execute(f"PRAGMA user_version = {version}")
-                log.info(
-                    "SQLite database %s upgraded to schema version %d (%s)", self.path, version, migration.__name__
-                )
+                log.log(level, "SQLite database %s at schema version %d (%s)", self.path, version, migration.__name__)
         finally:
             connection.execute(f"PRAGMA secure_delete = {int(secure_delete)}")
         if vacuum:

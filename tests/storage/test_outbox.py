@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from maeve_api.ocpi.registration import token_hash
 from maeve_api.storage import push_id
 from maeve_api.storage.sqlite import SqliteStorage
+from maeve_api.storage.sqlite.engine import SCHEMA_1
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 LATER = T0 + timedelta(seconds=30)
@@ -103,7 +104,8 @@ def test_a_version_1_sqlite_database_gains_the_outbox_and_keeps_its_data(tmp_pat
     """Opening a database made before the OCPI tables adds them and keeps every existing row."""
     path = tmp_path / "v1.db"
     with sqlite3.connect(path) as connection:
-        connection.execute("CREATE TABLE registrations (token TEXT PRIMARY KEY NOT NULL, status TEXT) WITHOUT ROWID")
+        for statement in SCHEMA_1:  # every table of schema 1, as that release created them
+            connection.execute(statement)
         connection.execute("INSERT INTO registrations VALUES ('kept', 'REGISTERED')")
         connection.execute("PRAGMA user_version = 1")
     storage = SqliteStorage(path)
