@@ -165,6 +165,8 @@ def test_an_operator_registering_a_partner_with_too_many_versions_is_refused(
     assert body["error"] == f"GET versions: {field}: {rule}"
     assert SECRET not in response.text
     assert cpo.store.parties.all() == []
+    assert emsp.server is not None
+    assert [request.path for request in emsp.server.received] == ["/ocpi/versions"]
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,7 @@ CLUSTERED = {"tokens", "ocpi_registrations", "charge_stations", "c"}
 
 @pytest.mark.parametrize("name", list(PAGES))
 def test_each_page_walks_an_index_and_sorts_nothing(sqlite, name):
+    """Every statement of the page reads in an index's order: no sort of the rows, no scan but an index's."""
     plans = _plans(sqlite, PAGES[name])
     assert plans, "the page ran no query"
     for plan in plans:

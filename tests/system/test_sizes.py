@@ -140,6 +140,7 @@ def test_the_largest_location_the_spec_admits_is_stored_whole_far_below_16_mb(ap
     ids=["evses", "connectors", "name", "evse uid"],
 )
 def test_one_past_a_bound_is_a_400_naming_it_and_stores_nothing(api, change, error):
+    """The largest location with one list or string one longer is refused whole, naming only that field."""
     location = largest_location()
     change(location)
     response = requests.post(f"{api}/location/over", json=location, timeout=60)
