@@ -254,7 +254,8 @@ class Run:
                 server = Nx27017("pages", directory)
                 stack.callback(server.stop)
                 server.start()
-                url = server.database_url("maeve_bench_pages")
+                # nx-27017 counts by reading every document; a longer socket timeout lets it finish at 100,000.
+                url = f"{server.database_url('maeve_bench_pages')}?socketTimeoutMS={list_pages.NX_SOCKET_TIMEOUT_MS}"
             return list_pages.run_engine(engine, url, config.page_counts, config.page_rounds, self.log)
 
     def growth(self, engine: str, auth: Scenario, api: Gunicorn, small: Gunicorn) -> tuple[LoadResult, LoadResult]:
