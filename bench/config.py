@@ -10,9 +10,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ENGINES = ("sqlite", "nx27017")
-SCENARIOS = ("auth", "certificate", "token", "mixed", "token-page", "token-upsert", "ocpp")
-#: The HTTP scenarios, measured with wrk and hey; "ocpp" is the station fleet of bench/ocpp_fleet.py.
-HTTP_SCENARIOS = SCENARIOS[:-1]
+SCENARIOS = ("auth", "certificate", "token", "mixed", "token-page", "token-upsert", "ocpp", "pages")
+#: The HTTP scenarios, measured with wrk and hey; "ocpp" is the station fleet of bench/ocpp_fleet.py, "pages"
+#: the paging of every list, bench/list_pages.py.
+HTTP_SCENARIOS = tuple(s for s in SCENARIOS if s not in ("ocpp", "pages"))
 
 
 class ConfigError(ValueError):
@@ -43,6 +44,8 @@ class Config:
     ocpp_fleet_processes: int = 2  # processes the fleet is spread over
     ocpp_idle: int = 30  # seconds the held fleet's CPU is measured over
     ocpp_stagings: int = 200  # settings staged one at a time for the latency
+    page_counts: tuple[int, ...] = (1_000, 10_000, 100_000)  # records of each kind the paging is timed at
+    page_rounds: int = 5  # rounds of each page timing; the median is reported
 
     @property
     def http_scenarios(self) -> tuple[str, ...]:
@@ -59,7 +62,7 @@ class Config:
         for field in fields(self):
             value = getattr(self, field.name)
             if isinstance(value, tuple):
-                value = ",".join(value)
+                value = ",".join(str(part) for part in value)
             elif field.name in ("duration", "warmup"):
                 value = f"{value}s"
             described[f"BENCH_{field.name.upper()}"] = str(value)
@@ -91,6 +94,8 @@ class Config:
             ocpp_fleet_processes=_int(env, "BENCH_OCPP_FLEET_PROCESSES", defaults.ocpp_fleet_processes, minimum=1),
             ocpp_idle=_seconds(env, "BENCH_OCPP_IDLE", defaults.ocpp_idle, minimum=1),
             ocpp_stagings=_int(env, "BENCH_OCPP_STAGINGS", defaults.ocpp_stagings, minimum=1),
+            page_counts=_counts(env, "BENCH_PAGE_COUNTS", defaults.page_counts),
+            page_rounds=_int(env, "BENCH_PAGE_ROUNDS", defaults.page_rounds, minimum=1),
         )
 
 
@@ -141,3 +146,14 @@ def _choices(env: Mapping[str, str], name: str, default: tuple[str, ...], known:
     if unknown or not chosen:
         raise ConfigError(f"{name} must be a comma-separated list of {', '.join(known)}, got {raw!r}")
     return chosen
+
+
+def _counts(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """Record counts from ``1000,10000,100_000``; each at least the page size of bench/list_pages.py (100)."""
+    raw = env.get(name, "").replace("_", "")
+    if not raw:
+        return default
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() and int(part) >= 100 for part in parts):
+        raise ConfigError(f"{name} must be a comma-separated list of record counts of at least 100, got {env[name]!r}")
+    return tuple(sorted({int(part) for part in parts}))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from bench import load, ocpp_fleet, report
+from bench import list_pages, load, ocpp_fleet, report
 from bench.config import DOCS, REPO, Config, ConfigError
 from bench.load import LoadResult
 from bench.scenarios import Scenario, auth_group, scenarios
@@ -242,6 +242,22 @@ class Run:
                 self.log, idle_seconds=config.ocpp_idle, stagings=config.ocpp_stagings,
             )
 
+    def pages(self, engine: str) -> list_pages.PageResults:
+        """The paging scenario of bench/list_pages.py on a fresh store of ``engine``."""
+        config = self.config
+        with contextlib.ExitStack() as stack:
+            directory = self.workdir / f"pages-{engine}"
+            directory.mkdir()
+            if engine == "sqlite":
+                url = f"sqlite:///{directory / 'pages.db'}"
+            else:
+                server = Nx27017("pages", directory)
+                stack.callback(server.stop)
+                server.start()
+                # nx-27017 counts by reading every document; a longer socket timeout lets it finish at 100,000.
+                url = f"{server.database_url('maeve_bench_pages')}?socketTimeoutMS={list_pages.NX_SOCKET_TIMEOUT_MS}"
+            return list_pages.run_engine(engine, url, config.page_counts, config.page_rounds, self.log)
+
     def growth(self, engine: str, auth: Scenario, api: Gunicorn, small: Gunicorn) -> tuple[LoadResult, LoadResult]:
         """Auth lookup on the full store and on the small one, in alternating rounds; the totals of each.
 
@@ -325,6 +341,7 @@ def main() -> int:
             run.log(f"results in {results_dir.relative_to(REPO)}; {settings}")
             engines = [run.engine(engine) for engine in config.engines] if config.http_scenarios else []
             fleets = [run.ocpp(engine) for engine in config.engines] if "ocpp" in config.scenarios else []
+            pages = [run.pages(engine) for engine in config.engines] if "pages" in config.scenarios else []
     except (KeyboardInterrupt, SystemExit):
         print("bench: interrupted; the servers it started have been stopped", file=sys.stderr)
         raise
@@ -334,16 +351,26 @@ def main() -> int:
     if fleets:
         section += "\n" + ocpp_fleet.markdown(fleets)
         (results_dir / "ocpp.json").write_text(json.dumps([dataclasses.asdict(f) for f in fleets], indent=2))
-    (results_dir / "report.md").write_text(section)
+    paging = list_pages.markdown(pages, config.page_rounds) if pages else ""
+    if pages:
+        (results_dir / "pages.json").write_text(json.dumps(list_pages.as_json(pages), indent=2))
+    (results_dir / "report.md").write_text(f"{section}\n{paging}" if paging else section)
     (results_dir / "results.json").write_text(report.as_json(config, environment, engines))
     print()
     if engines:
         print(report.text_table(engines))
     for fleet in fleets:
         print(f"{fleet.engine}: {json.dumps(fleet.figures)}")
+    if paging:
+        print(paging)
     if config.docs:
         docs = REPO / config.docs
-        report.update_docs(docs, section, report.history_entry(config, environment, engines) if config.note else None)
+        if engines or fleets or not pages:
+            history = report.history_entry(config, environment, engines) if config.note else None
+            report.update_docs(docs, section, history)
+        if pages:
+            # A section of its own, so that a run of the paging alone leaves the other results as they are.
+            list_pages.update_docs(docs, list_pages.docs_section(report.header(config, environment), paging))
         print(f"\nwrote {docs.relative_to(REPO)} and {results_dir.relative_to(REPO)}/")
     else:
         print(f"\nwrote {results_dir.relative_to(REPO)}/ (BENCH_DOCS=1 also rewrites {DOCS})")

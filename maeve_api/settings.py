@@ -83,6 +83,9 @@ class Settings:
             raise SettingsError("MAEVE_DATABASE_URL must start with sqlite:, mongodb: or mongodb+srv:")
         if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", self.ocpi_external_url):
             raise SettingsError(f"MAEVE_OCPI_EXTERNAL_URL must be an http(s) URL, got {self.ocpi_external_url!r}")
+        if len(self.ocpi_external_url.rstrip("/")) > 232:
+            # OCPI's URL is string(255), and the longest we publish adds /ocpi/2.2.1/credentials (23 characters).
+            raise SettingsError("MAEVE_OCPI_EXTERNAL_URL must be at most 232 characters long, to fit OCPI's URLs")
         if not re.fullmatch(r"[A-Z]{2}", self.ocpi_country_code):
             raise SettingsError(f"MAEVE_OCPI_COUNTRY_CODE must be two capital letters, got {self.ocpi_country_code!r}")
         if not re.fullmatch(r"[A-Z0-9]{3}", self.ocpi_party_id):

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
+from importlib.resources import files
 from typing import Any
+
+import yaml
 
 from maeve_api.domain.errors import Conflict, InvalidInput, MissingEndpoints, PartnerFailed
 from maeve_api.domain.schemas import utc_now
@@ -36,6 +40,26 @@ UNREGISTERED_ALLOW = "GET, POST"
 IMAGE_CATEGORIES = ("CHARGER", "ENTRANCE", "LOCATION", "NETWORK", "OPERATOR", "OTHER", "OWNER")
 
 log = logging.getLogger(__name__)
+
+# What a partner answers during the handshake is not validated by our spec, which validates only what is sent
+# to us, so it is held here to the bounds the spec gives the same OCPI objects before any of it is used or stored.
+_SCHEMAS: dict[str, Any] = yaml.safe_load(files("maeve_api.spec").joinpath("ocpi.yaml").read_text("utf-8"))[
+    "components"
+]["schemas"]
+#: The most versions, endpoints and roles a partner's answer may list.
+MAX_VERSIONS: int = _SCHEMAS["VersionList"]["maxItems"]
+MAX_ENDPOINTS: int = _SCHEMAS["VersionDetails"]["properties"]["endpoints"]["maxItems"]
+MAX_ROLES: int = _SCHEMAS["Credentials"]["properties"]["roles"]["maxItems"]
+#: The longest version name, module identifier, URL and token a partner's answer may hold.
+MAX_VERSION_NAME: int = _SCHEMAS["Version"]["properties"]["version"]["maxLength"]
+MAX_IDENTIFIER: int = _SCHEMAS["Endpoint"]["properties"]["identifier"]["maxLength"]
+MAX_URL: int = _SCHEMAS["Endpoint"]["properties"]["url"]["maxLength"]
+MAX_TOKEN: int = _SCHEMAS["Credentials"]["properties"]["token"]["maxLength"]
+ENDPOINT_ROLES: tuple[str, ...] = tuple(_SCHEMAS["Endpoint"]["properties"]["role"]["enum"])
+PARTY_ROLES: tuple[str, ...] = tuple(_SCHEMAS["CredentialsRole"]["properties"]["role"]["enum"])
+_TOKEN = re.compile(_SCHEMAS["Credentials"]["properties"]["token"]["pattern"])
+_COUNTRY_CODE = re.compile(_SCHEMAS["CredentialsRole"]["properties"]["country_code"]["pattern"])
+_PARTY_ID = re.compile(_SCHEMAS["CredentialsRole"]["properties"]["party_id"]["pattern"])
 
 #: The versions we serve, preferred first; 2.2 for partners that never moved to 2.2.1.
 VERSIONS = ("2.2.1", "2.2")
@@ -195,9 +219,13 @@ def _discover(
             raise PartnerFailed(
                 step, f"with the token in base64, {first.detail}; then with the raw token, {second.detail}"
             ) from None
+    if isinstance(listed, list) and len(listed) > MAX_VERSIONS:
+        raise PartnerFailed(step, f"data: must have at most {MAX_VERSIONS} items")
     offered: dict[str, str] = {}
-    for item in listed if isinstance(listed, list) else []:
+    for index, item in enumerate(listed if isinstance(listed, list) else []):
         if isinstance(item, dict) and isinstance(item.get("version"), str) and isinstance(item.get("url"), str):
+            _bounded(step, f"data[{index}].version", item["version"], MAX_VERSION_NAME)
+            _bounded(step, f"data[{index}].url", item["url"], MAX_URL)
             offered[item["version"]] = item["url"]
     chosen = next((version for version in VERSIONS if version in offered), None)
     if chosen is None:
@@ -212,8 +240,21 @@ def _discover(
         for e in endpoints
     ):
         raise PartnerFailed(step, "the answer holds no list of endpoints with identifier and url")
+    if len(endpoints) > MAX_ENDPOINTS:
+        raise PartnerFailed(step, f"data.endpoints: must have at most {MAX_ENDPOINTS} items")
+    for index, item in enumerate(endpoints):
+        _bounded(step, f"data.endpoints[{index}].identifier", item["identifier"], MAX_IDENTIFIER)
+        _bounded(step, f"data.endpoints[{index}].url", item["url"], MAX_URL)
+        if item.get("role") is not None and item["role"] not in ENDPOINT_ROLES:
+            raise PartnerFailed(step, f"data.endpoints[{index}].role: must be one of {', '.join(ENDPOINT_ROLES)}")
     found = [{"identifier": e["identifier"], "role": e.get("role"), "url": e["url"]} for e in endpoints]
     return chosen, found, encoding
+
+
+def _bounded(step: str, field: str, value: str, longest: int) -> None:
+    """Raise PartnerFailed naming ``field`` (never its value) unless ``value`` is 1 to ``longest`` characters."""
+    if not 0 < len(value) <= longest:
+        raise PartnerFailed(step, f"{field}: must be 1 to {longest} characters long")
 
 
 def _credentials_url(endpoints: list[dict[str, Any]]) -> str:
@@ -226,22 +267,30 @@ def _credentials_url(endpoints: list[dict[str, Any]]) -> str:
 
 
 def _checked_credentials(step: str, data: Any) -> dict[str, Any]:
-    """The partner's credentials object from an answer; raises PartnerFailed unless it has a token and roles."""
-    if not isinstance(data, dict) or not isinstance(data.get("token"), str) or not 1 <= len(data["token"]) <= 64:
+    """The partner's credentials object from an answer, held to the spec's Credentials bounds; raises PartnerFailed
+    naming the first field that breaks them."""
+    if not isinstance(data, dict) or not isinstance(data.get("token"), str):
         raise PartnerFailed(step, "the answer holds no credentials token")
+    _bounded(step, "data.token", data["token"], MAX_TOKEN)
+    if not _TOKEN.fullmatch(data["token"]):
+        raise PartnerFailed(step, "data.token: must be printable ASCII characters without spaces")
+    if data.get("url") is not None and (not isinstance(data["url"], str) or not 0 < len(data["url"]) <= MAX_URL):
+        raise PartnerFailed(step, f"data.url: must be a URL of 1 to {MAX_URL} characters")
     roles = data.get("roles")
-    if (
-        not isinstance(roles, list)
-        or not roles
-        or not all(
-            isinstance(r, dict) and isinstance(r.get("country_code"), str) and isinstance(r.get("party_id"), str)
-            for r in roles
-        )
-    ):
+    if not isinstance(roles, list) or not roles or not all(isinstance(r, dict) for r in roles):
         raise PartnerFailed(step, "the answer's credentials hold no roles with country_code and party_id")
-    for role in roles:
+    if len(roles) > MAX_ROLES:
+        raise PartnerFailed(step, f"data.roles: must have at most {MAX_ROLES} items")
+    for index, role in enumerate(roles):
+        where = f"data.roles[{index}]"
+        if role.get("role") not in PARTY_ROLES:
+            raise PartnerFailed(step, f"{where}.role: must be one of {', '.join(PARTY_ROLES)}")
+        if not isinstance(role.get("country_code"), str) or not _COUNTRY_CODE.fullmatch(role["country_code"]):
+            raise PartnerFailed(step, f"{where}.country_code: must be two letters")
+        if not isinstance(role.get("party_id"), str) or not _PARTY_ID.fullmatch(role["party_id"]):
+            raise PartnerFailed(step, f"{where}.party_id: must be three letters or digits")
         if business_details(role.get("business_details")) is None:
-            raise PartnerFailed(step, "a role of the answer's credentials has no valid business_details")
+            raise PartnerFailed(step, f"{where}.business_details: must be OCPI BusinessDetails within its bounds")
     return data
 
 

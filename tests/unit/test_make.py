@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import DOCS, Config
+from bench.config import DOCS, Config, ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,3 +47,15 @@ def test_the_ocpp_scenarios_run_on_their_own_without_the_http_load_generators():
     assert config.ocpp_stations == 500
     assert "ocpp" not in Config.from_env({"BENCH_SCENARIOS": "auth,mixed"}).scenarios
     assert "ocpp" in Config.from_env({}).scenarios
+
+
+def test_the_paging_scenario_runs_on_its_own_at_the_counts_asked():
+    """BENCH_SCENARIOS=pages selects the paging of every list alone (no wrk, no hey), at 1,000, 10,000 and 100,000
+    records unless BENCH_PAGE_COUNTS names others; a count below one page is refused naming the variable."""
+    config = Config.from_env({"BENCH_SCENARIOS": "pages"})
+    assert config.scenarios == ("pages",) and config.http_scenarios == ()
+    assert config.page_counts == (1_000, 10_000, 100_000)
+    assert Config.from_env({"BENCH_PAGE_COUNTS": "10_000,1000"}).page_counts == (1_000, 10_000)
+    assert Config.from_env({"BENCH_PAGE_COUNTS": "1000"}).describe()["BENCH_PAGE_COUNTS"] == "1000"
+    with pytest.raises(ConfigError, match="BENCH_PAGE_COUNTS"):
+        Config.from_env({"BENCH_PAGE_COUNTS": "10"})

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from maeve_api.ocpi.registration import version_details
 from maeve_api.settings import Settings, SettingsError
 
 
@@ -93,6 +94,7 @@ def test_ocpi_values_are_read():
     ("name", "value"),
     [
         ("MAEVE_OCPI_EXTERNAL_URL", "ocpi.example.com"),
+        ("MAEVE_OCPI_EXTERNAL_URL", "https://ocpi.example.com/" + "x" * 208),
         ("MAEVE_OCPI_COUNTRY_CODE", "nld"),
         ("MAEVE_OCPI_PARTY_ID", "ab"),
         ("MAEVE_OCPI_BUSINESS_NAME", "x" * 101),
@@ -103,6 +105,13 @@ def test_a_bad_ocpi_value_fails_fast_naming_the_variable(name, value):
     """An unusable OCPI value raises SettingsError naming the variable."""
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_the_longest_external_url_leaves_every_published_url_within_ocpis_255_characters():
+    """At 232 characters, our longest endpoint URL is exactly OCPI's longest URL."""
+    settings = Settings.from_env({"MAEVE_OCPI_EXTERNAL_URL": "https://ocpi.example.com/" + "x" * 207})
+    details = version_details(settings, "2.2.1")
+    assert max(len(endpoint["url"]) for endpoint in details["endpoints"]) == 255
 
 
 def test_ocpp_defaults_and_values_are_read():
