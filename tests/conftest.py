@@ -31,6 +31,13 @@ MONGODB_URI_VARIABLE = "MAEVE_TEST_MONGODB_URI"
 
 NX_START_TIMEOUT = 15.0
 
+# A run starts dozens of Python processes (pytest-xdist workers, gunicorn masters and workers, the maeve-api
+# command, schemathesis): they read the bytecode and pytest's rewritten modules cached in __pycache__ (ignored by
+# git) instead of compiling every module again. PYTHONDONTWRITEBYTECODE, which some environments set, would keep
+# the caches from being written; the workers and servers started from here on write them.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+    sys.dont_write_bytecode = False
+
 
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
