@@ -72,6 +72,13 @@ def start_gunicorn_process(
     return process, ports
 
 
+#: For a test's gunicorn when the test is about what its workers serve, not about how production loads the app:
+#: the master imports the app once and the workers fork from it, instead of each worker importing and building it
+#: again (2 workers: 1.5 s of CPU to become ready instead of 2.0 s; 3 workers: 1.7 s instead of 3.4 s). The
+#: workers still open their own storage and run their own lifespan after the fork.
+PRELOAD = {"GUNICORN_CMD_ARGS": "--preload"}
+
+
 def module_store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str) -> str:
     """A fresh store for the engine ``request.param`` names: a SQLite file, or a database of its own on the session's
     nx-27017."""

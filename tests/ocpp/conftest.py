@@ -30,7 +30,7 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from maeve_api.storage import Storage, open_storage
-from tests.conftest import answering, module_store_url, start_gunicorn_process
+from tests.conftest import PRELOAD, answering, module_store_url, start_gunicorn_process
 
 WORKERS = 2
 START_TIMEOUT = 30.0
@@ -100,7 +100,8 @@ def start_service(database_url: str, directory: Path, env: dict[str, str] | None
     """Start gunicorn with two workers on the store and wait until both listeners answer."""
     log = directory / f"gunicorn-{uuid.uuid4().hex[:8]}.log"
     process, ports = start_gunicorn_process(
-        database_url, log, {"MAEVE_WORKERS": str(WORKERS), "MAEVE_LOG_LEVEL": "info", **FAST_ENV, **(env or {})}
+        database_url, log,
+        {"MAEVE_WORKERS": str(WORKERS), "MAEVE_LOG_LEVEL": "info", **PRELOAD, **FAST_ENV, **(env or {})},
     )
     api, ocpp = f"http://127.0.0.1:{ports['api']}", f"ws://127.0.0.1:{ports['ocpp']}"
     service = OcppService(api, ocpp, process, log, database_url)
