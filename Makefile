@@ -17,7 +17,7 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $@
 
-run: $(VENV)/.installed ## serve the API on :9410 and OCPI on :9411 (MAEVE_* variables pass through)
+run: $(VENV)/.installed ## serve the API on :9410, OCPI on :9411 and OCPP on :9310 (MAEVE_* variables pass through)
 	mkdir -p var
 	$(BIN)/maeve-api serve
 
