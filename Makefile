@@ -17,14 +17,14 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $@
 
-run: $(VENV)/.installed ## serve the API on :9410 and OCPI on :9411 (MAEVE_* variables pass through)
+run: $(VENV)/.installed ## serve the API on :9410, OCPI on :9411 and OCPP on :9310 (MAEVE_* variables pass through)
 	mkdir -p var
 	$(BIN)/maeve-api serve
 
 check-config: $(VENV)/.installed ## validate the MAEVE_* environment and print what `make run` would serve
 	$(BIN)/maeve-api check-config
 
-test: $(VENV)/.installed ## install if needed and run every test, on every core (about 1 minute once installed)
+test: $(VENV)/.installed ## install if needed and run every test, on every core (about 2 minutes once installed, on 2 idle cores)
 	$(BIN)/pytest
 
 # The contract tests at a larger volume than the default run (40 times the cases).

@@ -235,6 +235,20 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+_TLS_LOCK = threading.Lock()
+_TLS_CONTEXT: ssl.SSLContext | None = None
+
+
+def _default_tls_context() -> ssl.SSLContext:
+    """One context with the system's CAs for every https call of this process: loading them takes milliseconds of
+    CPU, once per client made for each registration and push otherwise."""
+    global _TLS_CONTEXT
+    with _TLS_LOCK:
+        if _TLS_CONTEXT is None:
+            _TLS_CONTEXT = ssl.create_default_context()
+        return _TLS_CONTEXT
+
+
 class PartnerClient:
     """Calls to partners; every call raises PartnerFailed naming its step.
 
@@ -255,7 +269,8 @@ class PartnerClient:
         self.allow_private_networks = allow_private_networks
         self.deadline = deadline
         self.max_answer_bytes = max_answer_bytes
-        self.tls_context = tls_context or ssl.create_default_context()
+        #: None: the process's default context (the system's CAs), made at the first https call.
+        self.tls_context = tls_context
 
     @classmethod
     def for_settings(cls, settings: Any) -> PartnerClient:
@@ -353,7 +368,8 @@ class PartnerClient:
 
         connection: http.client.HTTPConnection
         if target.scheme == "https":
-            connection = _PinnedHTTPSConnection(target, remaining(connect_timeout), self.tls_context)
+            context = self.tls_context or _default_tls_context()
+            connection = _PinnedHTTPSConnection(target, remaining(connect_timeout), context)
         else:
             connection = _PinnedHTTPConnection(target, remaining(connect_timeout))
         try:

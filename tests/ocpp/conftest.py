@@ -30,7 +30,7 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from maeve_api.storage import Storage, open_storage
-from tests.conftest import answering, module_store_url, start_gunicorn_process
+from tests.conftest import PRELOAD, answering, module_store_url, start_gunicorn_process
 
 WORKERS = 2
 START_TIMEOUT = 30.0
@@ -100,7 +100,8 @@ def start_service(database_url: str, directory: Path, env: dict[str, str] | None
     """Start gunicorn with two workers on the store and wait until both listeners answer."""
     log = directory / f"gunicorn-{uuid.uuid4().hex[:8]}.log"
     process, ports = start_gunicorn_process(
-        database_url, log, {"MAEVE_WORKERS": str(WORKERS), "MAEVE_LOG_LEVEL": "info", **FAST_ENV, **(env or {})}
+        database_url, log,
+        {"MAEVE_WORKERS": str(WORKERS), "MAEVE_LOG_LEVEL": "info", **PRELOAD, **FAST_ENV, **(env or {})},
     )
     api, ocpp = f"http://127.0.0.1:{ports['api']}", f"ws://127.0.0.1:{ports['ocpp']}"
     service = OcppService(api, ocpp, process, log, database_url)
@@ -315,9 +316,19 @@ async def refused_with(service: OcppService, cs_id: str, password: str | None = 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Keep each module's tests of one engine on one pytest-xdist worker (``--dist loadgroup``, tox.ini), so
-    that the module's gunicorn starts once, not once on every worker that runs one of its tests."""
+    that the module's gunicorn starts once, not once on every worker that runs one of its tests. A test with no
+    module-scoped fixture (one that starts its own service) stays free, so that such tests spread over the workers
+    instead of queueing behind one another."""
     here = Path(__file__).parent
     for item in items:
-        if item.path.parent == here:
+        if item.path.parent == here and _uses_a_module_fixture(item):
             engine = item.callspec.params.get("database_url", "") if hasattr(item, "callspec") else ""
             item.add_marker(pytest.mark.xdist_group(f"ocpp-{item.path.stem}-{engine}"))
+
+
+def _uses_a_module_fixture(item: pytest.Item) -> bool:
+    """Whether the test uses a module-scoped fixture (a shared service or store); True if that cannot be told."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return True
+    return any(definitions[-1].scope == "module" for definitions in info.name2fixturedefs.values())

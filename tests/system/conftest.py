@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from maeve_api.storage import Storage, open_storage
-from tests.conftest import answering, module_store_url, start_gunicorn_process
+from tests.conftest import PRELOAD, answering, module_store_url, start_gunicorn_process
 
 SYSTEM_ENGINES = ["sqlite", "nx27017"]
-WORKERS = 3
+#: The production default: more than one worker, each becoming ready costs about 0.7 s of CPU.
+WORKERS = 2
 START_TIMEOUT = 60.0
 
 
@@ -53,10 +54,12 @@ def store(database_url: str) -> Iterator[Storage]:
     storage.close()
 
 
-def start_gunicorn(database_url: str, log: Path) -> Service:
-    """Start gunicorn with WORKERS workers on the store and wait until it is ready; its output goes to ``log``."""
+def start_gunicorn(database_url: str, log: Path, *, preload: bool = False) -> Service:
+    """Start gunicorn with WORKERS workers on the store and wait until it is ready; its output goes to ``log``.
+
+    Without ``preload`` it loads the app as production does, every worker on its own."""
     process, ports = start_gunicorn_process(
-        database_url, log, {"MAEVE_WORKERS": str(WORKERS), "MAEVE_LOG_LEVEL": "warning"}
+        database_url, log, {"MAEVE_WORKERS": str(WORKERS), "MAEVE_LOG_LEVEL": "warning", **(PRELOAD if preload else {})}
     )
     service = Service(f"http://127.0.0.1:{ports['api']}", process, log)
     if answering(process, [f"{service.url}/ready"], START_TIMEOUT):
@@ -90,7 +93,7 @@ def shared_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest
 @pytest.fixture(scope="module")
 def shared_service(shared_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """gunicorn on the shared store, once per module and engine, for tests that neither stop it nor need it new."""
-    service = start_gunicorn(shared_database_url, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log")
+    service = start_gunicorn(shared_database_url, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log", preload=True)
     yield service
     service.stop()
 
