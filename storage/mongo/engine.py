@@ -175,6 +175,7 @@ class MongoEngine:
             self.collection("location_pushes").create_index("party")
             self.collection("location_push_results").create_index([("location_id", ASCENDING), ("party", ASCENDING)])
             self.collection("charge_station_runtime").create_index("changed_at")
+            self.collection("charge_station_runtime").create_index("change_seq")
             self.collection("tokens").create_index("emaid")
             self.collection("ocpi_party_identities").create_index("party")
             _upgrade(self)

@@ -35,8 +35,8 @@ URL_PREFIX = "sqlite:///"
 #: is idempotent, so an older database gets what it lacks and keeps its data (2 added the OCPI tables;
 #: 3 keys tokens case-insensitively, hashes inbound OCPI tokens, stores documents as plain JSON (see
 #: ``_upgrade``), and adds the OCPP runtime table, the delivery columns of staged items (see COLUMNS) and the
-#: push results).
-SCHEMA_VERSION = 3
+#: push results; 4 numbers each station's latest change, ``charge_station_runtime.change_seq``).
+SCHEMA_VERSION = 4
 
 
 # Text keys use the default BINARY collation: UTF-8 byte order, which is code-point order.
@@ -168,6 +168,13 @@ COLUMNS = (
     *(("charge_station_settings", name, type_) for name, type_ in (*_DELIVERY_COLUMNS, ("detail", "TEXT"))),
     *(("charge_station_install_certificates", name, type_) for name, type_ in (*_DELIVERY_COLUMNS, ("detail", "TEXT"))),
     *(("charge_stations", f"trigger_{name}", type_) for name, type_ in (*_DELIVERY_COLUMNS, ("detail", "TEXT"))),
+    ("charge_station_runtime", "change_seq", "INTEGER"),
+)
+
+
+#: Run after COLUMNS: what needs a column an earlier schema lacked.
+AFTER_COLUMNS = (
+    "CREATE INDEX IF NOT EXISTS charge_station_runtime_by_change_seq ON charge_station_runtime (change_seq)",
 )
 
 
@@ -399,6 +406,8 @@ class SqliteEngine:
                         existing = {row[1] for row in transaction.execute(f"PRAGMA table_info({table})")}
                         if column not in existing:
                             transaction.execute(f"ALTER TABLE {table} ADD COLUMN {column} {type_}")
+                    for statement in AFTER_COLUMNS:
+                        transaction.execute(statement)
                     scrub = _upgrade(transaction, legacy_tokens)
                     transaction.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 if scrub:
