@@ -48,6 +48,9 @@ def _delivery(stored: Mapping[str, Any], keys: tuple[str, ...]) -> Document:
 
 #: Most changes one poll returns; the rest come with the next.
 CHANGES_PAGE = 5000
+#: Documents in the first reply of a find (MongoDB's default is 101), so a page of stations' items is one
+#: round trip.
+_FIRST_BATCH = 5000
 #: How long after a change takes its number it may land on its station, at the latest.
 LATE_SECONDS = 5.0
 #: Holes asked for by number; with more, a poll asks for every number from the first hole on.
@@ -178,6 +181,7 @@ class MongoOcppRepository(OcppRepository):
                 self._runtime.find(query, {"seq": 1, "connection": 1, "change_seq": 1})
                 .sort([("change_seq", ASCENDING)])
                 .limit(CHANGES_PAGE)
+                .batch_size(CHANGES_PAGE)
             )
         ended = time.monotonic()
         numbers = {d["change_seq"] for d in found}
@@ -212,14 +216,21 @@ class MongoOcppRepository(OcppRepository):
         station_query: Document = {"_id": ids[0]} if len(ids) == 1 else {"_id": {"$in": ids}}
         item_query: Document = {"cs_id": ids[0]} if len(ids) == 1 else {"cs_id": {"$in": ids}}
         with self._db.operation():
-            settings = list(self._settings.find(item_query, _SETTING_FIELDS).sort([("cs_id", ASCENDING),
-                                                                                  ("name", ASCENDING)]))
+            settings = list(
+                self._settings.find(item_query, _SETTING_FIELDS)
+                .sort([("cs_id", ASCENDING), ("name", ASCENDING)])
+                .batch_size(_FIRST_BATCH)
+            )
             certificates = list(
-                self._install_certificates.find(item_query, _CERTIFICATE_FIELDS).sort(
-                    [("cs_id", ASCENDING), ("certificate_id", ASCENDING)]
+                self._install_certificates.find(item_query, _CERTIFICATE_FIELDS)
+                .sort([("cs_id", ASCENDING), ("certificate_id", ASCENDING)])
+                .batch_size(_FIRST_BATCH)
+            )
+            stations = list(
+                self._stations.find({**station_query, "trigger": {"$ne": None}}, {"trigger": 1}).batch_size(
+                    _FIRST_BATCH
                 )
             )
-            stations = list(self._stations.find({**station_query, "trigger": {"$ne": None}}, {"trigger": 1}))
         for d in settings:
             found[d["cs_id"]]["settings"].append(_delivery(d, ("name", "value")))
         for d in certificates:
