@@ -3,7 +3,8 @@
 One fleet process plays ``--count`` stations from ``--first`` on (``bench.seed.station_id`` ids, basic auth with
 ``bench.seed`` passwords). Each station connects, sends BootNotification, heartbeats at the interval the
 answer gives, answers SetVariables Accepted (recording when each value arrived and how often) and anything
-else NotImplemented, and reconnects with a jittered back-off when its connection drops. The process reads
+else NotImplemented, boots again after a CallError answer to its BootNotification, and reconnects with a
+jittered back-off when its connection drops. The process reads
 commands from stdin, one a line, and answers each with one JSON line on stdout:
 
     report   what it has seen so far (connections, boots, errors, arrivals, its own CPU time)
@@ -122,6 +123,11 @@ class Fleet:
                     self.last_boot = time.time()
                     if heartbeat is None:
                         heartbeat = asyncio.create_task(self.heartbeat(ws, int(frame[2].get("interval", 300))))
+                elif frame[0] == 4 and frame[1] == "boot":
+                    # A station whose boot is refused with a CallError boots again later, as a real one does.
+                    self.errors[f"BootNotification CallError {frame[2]}"] += 1
+                    await asyncio.sleep(random.uniform(*RECONNECT_SECONDS))
+                    await ws.send(json.dumps([2, "boot", "BootNotification", boot]))
                 elif frame[0] == 2 and frame[2] == "SetVariables":
                     now = time.time()
                     results = []

@@ -8,7 +8,7 @@ An optional field that is not set is absent from the dict, never ``None``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -391,8 +391,9 @@ class OcppRepository(ABC):
     """
 
     @abstractmethod
-    def connect(self, cs_id: str, connection: str, ocpp_version: str, now: datetime) -> None:
-        """Record that the station is now served by ``connection`` (replacing any other) and bump its seq."""
+    def connect(self, cs_id: str, connection: str, ocpp_version: str, now: datetime) -> Document:
+        """Record that the station is now served by ``connection`` (replacing any other) and bump its seq;
+        returns the runtime document as it is after that write, in the same round trip."""
 
     @abstractmethod
     def disconnect(self, cs_id: str, connection: str, now: datetime) -> bool:
@@ -410,16 +411,33 @@ class OcppRepository(ABC):
         """Set last_seen."""
 
     @abstractmethod
+    def touch_many(self, seen: Mapping[str, datetime]) -> None:
+        """Set last_seen of each station named, in one write to the store."""
+
+    @abstractmethod
     def runtime(self, cs_id: str) -> Document | None:
         """The station's runtime document, or None if nothing was recorded."""
 
     @abstractmethod
-    def changes(self, since: datetime) -> list[Document]:
-        """``{"cs_id", "seq", "connection"?}`` of every station changed at or after ``since``."""
+    def changes(self, cursor: object | None) -> tuple[list[Document], object]:
+        """``{"cs_id", "seq", "connection"?}`` of the stations changed after ``cursor``, and the cursor to ask
+        with next time. ``None`` starts at the latest change now (no changes returned).
+
+        Every change staged for a station, and every new connection, takes the next number of one sequence the
+        store keeps; a cursor is an opaque position in it, held by the one poller that asked. Asked with the
+        cursor it returned, a poller sees every change once at least (a station changed again meanwhile is
+        returned once, in its latest state), including one whose write lands after a later number's: where
+        the engine cannot order writes by number (MongoDB), numbers skipped over are asked for again for a
+        few seconds. With nothing changed it is one indexed query that returns nothing.
+        """
 
     @abstractmethod
     def deliveries(self, cs_id: str) -> Document:
         """``{"settings": [...], "certificates": [...], "trigger": {...} | None}`` with their delivery fields."""
+
+    @abstractmethod
+    def deliveries_of(self, cs_ids: Sequence[str]) -> dict[str, Document]:
+        """``deliveries`` of each station named, in one query per kind of item whatever their number."""
 
     @abstractmethod
     def settle(self, cs_id: str, kind: str, key: str, revision: str | None, update: Mapping[str, Any]) -> bool:

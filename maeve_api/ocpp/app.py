@@ -10,7 +10,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from maeve_api.ocpp.auth import Refusal, authenticate
 from maeve_api.ocpp.ca import CertificateAuthority
 from maeve_api.ocpp.connection import AsgiWebSocket, Closed
-from maeve_api.ocpp.delivery import Session, in_thread
+from maeve_api.ocpp.delivery import DeliveryReader, Session, in_thread
 from maeve_api.ocpp.stations import SILENT, Station16, Station201
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, StorageError, open_storage
@@ -32,28 +32,34 @@ SUBPROTOCOLS = {"ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
 #: OCPP: a station id is at most 48 characters and has no ':'.
 _PATH = re.compile(r"^/ws/([^/]+)$")
 MAX_CS_ID = 48
-#: Changes are read again for this long after they happened, so one written late is still seen.
-LOOKBACK = timedelta(seconds=2)
+#: How often each worker writes the last_seen of its stations that sent something, in one write.
+TOUCH_FLUSH_SECONDS = 5.0
 
 
 class Hub:
-    """This worker's connected stations, and the poller that finds what was staged for them."""
+    """This worker's connected stations, the poller that finds what was staged for them, the reads of their
+    staged items (one read for every station that asks at once) and their last_seen (written together)."""
 
     def __init__(self, storage: Storage, settings: Settings) -> None:
         self.storage = storage
         self.settings = settings
         self.sessions: dict[str, Session] = {}
         self.closers: dict[str, Callable[[], Any]] = {}
+        self.deliveries = DeliveryReader(storage)
         self._poller: asyncio.Task[None] | None = None
+        self._toucher: asyncio.Task[None] | None = None
+        self._seen: dict[str, datetime] = {}
         #: Closings in progress, referenced until done so they are not collected half-way.
         self._closing: set[asyncio.Future[Any]] = set()
 
     def start(self) -> None:
         self._poller = asyncio.ensure_future(self._poll())
+        self._toucher = asyncio.ensure_future(self._touch())
 
     async def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
+        for task in (self._poller, self._toucher):
+            if task is not None:
+                task.cancel()
         for close in list(self.closers.values()):
             with contextlib.suppress(Exception):
                 await close()
@@ -62,24 +68,54 @@ class Hub:
             if not self.sessions:
                 break
             await asyncio.sleep(0.02)
+        with contextlib.suppress(StorageError):
+            await self._write_seen()
+
+    def seen(self, cs_id: str) -> None:
+        """The station sent something now: its last_seen is written with the next flush."""
+        self._seen[cs_id] = datetime.now(UTC)
+
+    async def _touch(self) -> None:
+        while True:
+            await asyncio.sleep(TOUCH_FLUSH_SECONDS)
+            try:
+                await self._write_seen()
+            except StorageError as exc:
+                log.warning("writing last_seen failed: %s", type(exc).__name__)
+            except Exception:
+                log.exception("writing last_seen failed")
+
+    async def _write_seen(self) -> None:
+        seen, self._seen = self._seen, {}
+        if not seen:
+            return
+        try:
+            await in_thread(self.storage.ocpp.touch_many, seen)
+        except BaseException:
+            for cs_id, at in seen.items():  # kept for the next flush, unless a later time came meanwhile
+                self._seen.setdefault(cs_id, at)
+            raise
 
     async def _poll(self) -> None:
-        since = datetime.now(UTC) - LOOKBACK
+        # The cursor is taken before any station is served here: a station that connects later reads what is
+        # staged for it itself, and every change after the cursor is seen by the polls.
+        cursor: object | None = None
+        while cursor is None:
+            try:
+                _nothing, cursor = await in_thread(self.storage.ocpp.changes, None)
+            except StorageError as exc:
+                log.warning("looking for staged changes failed: %s", type(exc).__name__)
+                await asyncio.sleep(self.settings.ocpp_poll_seconds)
         while True:
             await asyncio.sleep(self.settings.ocpp_poll_seconds)
-            if not self.sessions:
-                since = datetime.now(UTC) - LOOKBACK
-                continue
-            started = datetime.now(UTC)
             try:
-                changes = await in_thread(self.storage.ocpp.changes, since)
+                changes, cursor = await in_thread(self.storage.ocpp.changes, cursor)
             except StorageError as exc:
                 log.warning("looking for staged changes failed: %s", type(exc).__name__)
                 continue
             except Exception:
                 log.exception("looking for staged changes failed")
                 continue
-            since = started - LOOKBACK
             for change in changes:
                 session = self.sessions.get(change["cs_id"])
                 if session is None or change["seq"] <= session.seen_seq:
@@ -242,8 +278,7 @@ class OcppApp:
             await previous()
         connection_id = uuid.uuid4().hex
         try:
-            await in_thread(storage.ocpp.connect, cs_id, connection_id, version, datetime.now(UTC))
-            runtime = await in_thread(storage.ocpp.runtime, cs_id) or {}
+            runtime = await in_thread(storage.ocpp.connect, cs_id, connection_id, version, datetime.now(UTC))
         except StorageError as exc:
             log.warning("OCPP connection of %s closed: store unavailable (%s)", cs_id, type(exc).__name__)
             await socket.close(1011, "store unavailable")
@@ -259,9 +294,12 @@ class OcppApp:
             settings=self.settings,
             booted="last_boot" in runtime,
             seq=int(runtime.get("seq", 0)),
+            read=hub.deliveries.read,
         )
         station.session = session
         station.storage = storage
+        station.seen = hub.seen
+        station.connected_now()  # connect wrote last_seen
         station.heartbeat_interval = self.settings.ocpp_heartbeat_interval
         station.ca = self.ca
         runner = asyncio.current_task()

@@ -8,9 +8,10 @@ The store is the source of truth: a pass reads the station's items and sends tho
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -62,6 +63,55 @@ async def in_thread(call: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(call, *args)
 
 
+#: Most stations whose staged items are read in one query.
+READ_BATCH = 500
+
+
+class DeliveryReader:
+    """Reads the staged items of this worker's stations: the stations that ask while a read is in flight are
+    read together by the next one, one query per kind of item (as many as a boot storm brings at once)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._waiting: dict[str, list[asyncio.Future[Document]]] = {}
+        self._reading = False
+        self._task: asyncio.Future[None] | None = None
+
+    async def read(self, cs_id: str) -> Document:
+        """The station's items, read after this call began."""
+        future: asyncio.Future[Document] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(cs_id, []).append(future)
+        if not self._reading:
+            self._reading = True
+            self._task = asyncio.ensure_future(self._read_all())
+        return await future
+
+    async def _read_all(self) -> None:
+        try:
+            while self._waiting:
+                ids = list(self._waiting)[:READ_BATCH]
+                batch = {cs_id: self._waiting.pop(cs_id) for cs_id in ids}
+                try:
+                    found = await in_thread(self.storage.ocpp.deliveries_of, ids)
+                except Exception as exc:
+                    for futures in batch.values():
+                        for future in futures:
+                            if not future.done():
+                                future.set_exception(exc)
+                    continue
+                except BaseException:
+                    for futures in batch.values():
+                        for future in futures:
+                            future.cancel()
+                    raise
+                for cs_id, futures in batch.items():
+                    for n, future in enumerate(futures):
+                        if not future.done():  # each caller changes its own copy
+                            future.set_result(found[cs_id] if n == 0 else copy.deepcopy(found[cs_id]))
+        finally:
+            self._reading = False
+
+
 class Failure(Exception):
     """The station did not answer, or answered with a CallError; counts as one attempt."""
 
@@ -70,7 +120,8 @@ class Session:
     """One connected station on this worker: its connection, its delivery task and what wakes it."""
 
     def __init__(self, *, cs_id: str, version: str, connection_id: str, charge_point: Any, storage: Storage,
-                 settings: Settings, booted: bool, seq: int) -> None:
+                 settings: Settings, booted: bool, seq: int,
+                 read: Callable[[str], Awaitable[Document]] | None = None) -> None:
         self.cs_id = cs_id
         self.version = version
         self.connection_id = connection_id
@@ -79,6 +130,9 @@ class Session:
         self.settings = settings
         self.booted = booted
         self.seen_seq = seq
+        self._read = read or (lambda cs_id: in_thread(storage.ocpp.deliveries, cs_id))
+        #: Whether an outcome of this pass found its item staged again: the pass's items are then read again.
+        self._stale = False
         self._wake = asyncio.Event()
         self._reset_sent: set[tuple[str, str | None]] = set()
         self.task: asyncio.Task[None] | None = None
@@ -125,7 +179,8 @@ class Session:
 
     async def deliver(self) -> datetime | None:
         """One pass: send what is Pending and due; returns when the next retry falls due, if any."""
-        state = await in_thread(self.storage.ocpp.deliveries, self.cs_id)
+        state = await self._read(self.cs_id)
+        self._stale = False
         now = utcnow()
         settings = [s for s in state["settings"] if s["status"] == "Pending" and s["due_at"] <= now]
         if settings:
@@ -136,7 +191,10 @@ class Session:
         trigger = state["trigger"]
         if trigger is not None and trigger["status"] == "Pending" and trigger["due_at"] <= now:
             await self._trigger(trigger)
-        state = await in_thread(self.storage.ocpp.deliveries, self.cs_id)
+        # Each outcome stored was applied to the items read; an item staged again meanwhile means they are out of
+        # date (and its change wakes this task again).
+        if self._stale:
+            state = await self._read(self.cs_id)
         await self._reset_if_needed(state["settings"])
         items = [*state["settings"], *state["certificates"], *([state["trigger"]] if state["trigger"] else [])]
         due = [item["due_at"] for item in items if item["status"] == "Pending"]
@@ -146,7 +204,20 @@ class Session:
 
     async def _settle(self, kind: str, key: str, item: Document, status: str, detail: str | None = None) -> bool:
         update: dict[str, Any] = {"status": status, "detail": detail, "updated_at": utcnow()}
-        return await in_thread(self.storage.ocpp.settle, self.cs_id, kind, key, item.get("revision"), update)
+        return await self._store(kind, key, item, update)
+
+    async def _store(self, kind: str, key: str, item: Document, update: dict[str, Any]) -> bool:
+        """Store an outcome of ``item`` and apply it to the item as read; whether it was still at its revision."""
+        settled = await in_thread(self.storage.ocpp.settle, self.cs_id, kind, key, item.get("revision"), update)
+        if settled:
+            for field_name, value in update.items():
+                if value is None:
+                    item.pop(field_name, None)
+                else:
+                    item[field_name] = value
+        else:
+            self._stale = True
+        return settled
 
     async def _failed_attempt(self, kind: str, key: str, item: Document, reason: str) -> None:
         attempts = item["attempts"] + 1
@@ -157,7 +228,7 @@ class Session:
             delay = self.settings.ocpp_retry_seconds * 2 ** (attempts - 1)
             update = {"attempts": attempts, "due_at": now + timedelta(seconds=delay), "detail": reason,
                       "updated_at": now}
-        await in_thread(self.storage.ocpp.settle, self.cs_id, kind, key, item.get("revision"), update)
+        await self._store(kind, key, item, update)
         log.info("%s %r of %s: attempt %d failed: %s", kind, key, self.cs_id, attempts, reason)
 
     async def _call(self, payload: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ from ocpp.v201.enums import Action as Action201
 from maeve_api.ocpp import authorize
 from maeve_api.ocpp.ca import CertificateAuthority, CsrRefused
 from maeve_api.ocpp.delivery import Session, in_thread
-from maeve_api.storage import Storage, StorageError
+from maeve_api.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,6 @@ SILENT.setLevel(logging.CRITICAL + 1)
 
 #: last_seen is written at most this often per station.
 TOUCH_SECONDS = 60.0
-#: Store writes in flight that no one awaits, referenced until done so they are not collected half-way.
-_BACKGROUND: set[asyncio.Future[None]] = set()
 
 
 def _now() -> str:
@@ -66,6 +65,8 @@ class _Station:
     storage: Storage
     heartbeat_interval: int
     ca: CertificateAuthority | None
+    #: Records that the station sent something now (its last_seen, written by the worker in batches).
+    seen: Callable[[str], None]
     _last_touch: float = 0.0
 
     async def route_message(self, raw_msg: str) -> None:
@@ -100,15 +101,11 @@ class _Station:
         if now - self._last_touch < TOUCH_SECONDS:
             return
         self._last_touch = now
-        touching = asyncio.ensure_future(self._touch_store())
-        _BACKGROUND.add(touching)
-        touching.add_done_callback(_BACKGROUND.discard)
+        self.seen(self.session.cs_id)
 
-    async def _touch_store(self) -> None:
-        try:
-            await in_thread(self.storage.ocpp.touch, self.session.cs_id, datetime.now(UTC))
-        except StorageError:
-            self._last_touch = 0.0
+    def connected_now(self) -> None:
+        """The connection was recorded with last_seen = now: the next touch is due a full period later."""
+        self._last_touch = time.monotonic()
 
     async def _record_boot(self, boot: dict[str, Any]) -> None:
         await in_thread(self.storage.ocpp.record_boot, self.session.cs_id, boot, datetime.now(UTC))

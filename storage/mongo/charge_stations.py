@@ -6,13 +6,14 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 
 from .. import _documents as docs
 from ..base import (
     ChargeStationRepository,
     Document,
     NotFound,
+    StorageUnavailable,
 )
 from .engine import _member_key, _millis
 
@@ -131,5 +132,16 @@ def _staged() -> Document:
 def _bump(db: MongoStorage, cs_id: str, at: int) -> None:
     """Count one more change of the station, after the change itself is written, so every worker sees it."""
     db.collection("charge_station_runtime").update_one(
-        {"_id": cs_id}, {"$inc": {"seq": 1}, "$set": {"changed_at": at}}, upsert=True
+        {"_id": cs_id}, {"$inc": {"seq": 1}, "$set": {"changed_at": at, "change_seq": next_change(db)}}, upsert=True
     )
+
+
+def next_change(db: MongoStorage) -> int:
+    """The store's next change number. Taken before the change is numbered on its station, so a change can land
+    after a later number's: ``MongoOcppRepository.changes`` asks again for numbers it skipped over."""
+    stored = db.collection("counters").find_one_and_update(
+        {"_id": "changes"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+    )
+    if stored is None:  # upsert with ReturnDocument.AFTER always returns the document
+        raise StorageUnavailable("MongoDB returned no change counter")
+    return int(stored["value"])

@@ -187,6 +187,7 @@ INDEXES: tuple[tuple[str, list[tuple[str, int]], dict[str, Any]], ...] = (
     ("location_pushes", [("party", ASCENDING)], {}),
     ("location_push_results", [("location_id", ASCENDING), ("party", ASCENDING)], {}),
     ("charge_station_runtime", [("changed_at", ASCENDING)], {}),
+    ("charge_station_runtime", [("change_seq", ASCENDING)], {}),
     ("tokens", [("emaid", ASCENDING)], {}),
     ("ocpi_party_identities", [("party", ASCENDING)], {}),
 )

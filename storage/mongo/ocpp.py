@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bson.datetime_ms import DatetimeMS
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 
 from .. import _documents as docs
 from ..base import (
@@ -15,6 +17,7 @@ from ..base import (
     OcppRepository,
     StorageUnavailable,
 )
+from .charge_stations import next_change
 from .engine import _UTC_CODEC, _member_key, _millis
 
 if TYPE_CHECKING:
@@ -43,6 +46,43 @@ def _delivery(stored: Mapping[str, Any], keys: tuple[str, ...]) -> Document:
     return item
 
 
+#: Most changes one poll returns; the rest come with the next.
+CHANGES_PAGE = 5000
+#: Documents in the first reply of a find (MongoDB's default is 101), so a page of stations' items is one
+#: round trip.
+_FIRST_BATCH = 5000
+#: How long after a change takes its number it may land on its station, at the latest.
+LATE_SECONDS = 2.0
+#: Numbers skipped over in one poll that are remembered one by one; beyond, the first of them is the floor.
+MAX_NEW_HOLES = 10_000
+
+
+@dataclass(frozen=True)
+class ChangeCursor:
+    """A poller's position in the change sequence: the last number seen and the holes below it, each with the
+    ``time.monotonic()`` after which the next poll is the last to ask for it; and, when too many were skipped
+    over to name, the first of them, asked for with every later number until its own such time."""
+
+    last: int
+    holes: tuple[tuple[int, float], ...]
+    floor: tuple[int, float] | None = None
+
+
+_SETTING_FIELDS = {"_id": 0, "cs_id": 1, "name": 1, "value": 1, **{key: 1 for key in _DELIVERY_KEYS}}
+
+
+_CERTIFICATE_FIELDS = {"_id": 0, "cs_id": 1, "certificate_id": 1, "type": 1, "pem": 1,
+                       **{key: 1 for key in _DELIVERY_KEYS}}
+
+
+def _runtime(stored: Mapping[str, Any]) -> Document:
+    document: Document = {"cs_id": stored["_id"], **{k: v for k, v in stored.items() if k not in ("_id", "change_seq")}}
+    for key in _RUNTIME_TIMES:
+        if key in document:
+            document[key] = DatetimeMS(document[key]).as_datetime(_UTC_CODEC)
+    return document
+
+
 class MongoOcppRepository(OcppRepository):
     """Runtime details in ``charge_station_runtime`` (``_id`` = cs_id, times in milliseconds); delivery fields
     on the staged items' own documents."""
@@ -54,17 +94,23 @@ class MongoOcppRepository(OcppRepository):
         self._settings = db.collection("charge_station_settings")
         self._install_certificates = db.collection("charge_station_install_certificates")
 
-    def connect(self, cs_id: str, connection: str, ocpp_version: str, now: datetime) -> None:
+    def connect(self, cs_id: str, connection: str, ocpp_version: str, now: datetime) -> Document:
         at = _millis(now)
         with self._db.operation():
-            self._runtime.update_one(
+            number = next_change(self._db)
+            stored = self._runtime.find_one_and_update(
                 {"_id": cs_id},
                 {
                     "$inc": {"seq": 1},
-                    "$set": {"changed_at": at, "connection": connection, "ocpp_version": ocpp_version, "last_seen": at},
+                    "$set": {"changed_at": at, "change_seq": number, "connection": connection,
+                             "ocpp_version": ocpp_version, "last_seen": at},
                 },
                 upsert=True,
+                return_document=ReturnDocument.AFTER,
             )
+        if stored is None:  # upsert with ReturnDocument.AFTER always returns the document
+            raise StorageUnavailable("MongoDB returned no runtime document")
+        return _runtime(stored)
 
     def disconnect(self, cs_id: str, connection: str, now: datetime) -> bool:
         with self._db.operation():
@@ -96,36 +142,102 @@ class MongoOcppRepository(OcppRepository):
         with self._db.operation():
             self._runtime.update_one({"_id": cs_id}, {"$set": {"last_seen": _millis(now)}})
 
+    def touch_many(self, seen: Mapping[str, datetime]) -> None:
+        if not seen:
+            return
+        with self._db.operation():
+            self._runtime.bulk_write(
+                [UpdateOne({"_id": cs_id}, {"$set": {"last_seen": _millis(at)}}) for cs_id, at in seen.items()],
+                ordered=False,
+            )
+
     def runtime(self, cs_id: str) -> Document | None:
         with self._db.operation():
             stored = self._runtime.find_one({"_id": cs_id})
-        if stored is None:
-            return None
-        document: Document = {"cs_id": stored["_id"], **{k: v for k, v in stored.items() if k != "_id"}}
-        for key in _RUNTIME_TIMES:
-            if key in document:
-                document[key] = DatetimeMS(document[key]).as_datetime(_UTC_CODEC)
-        return document
+        return None if stored is None else _runtime(stored)
 
-    def changes(self, since: datetime) -> list[Document]:
+    def changes(self, cursor: object | None) -> tuple[list[Document], object]:
+        # A change takes its number before it lands on its station, so one can land after a later number has
+        # been seen: every number skipped over is a hole, asked for again until a poll that began LATE_SECONDS
+        # after the hole was found has run (the station may also have changed again, and shows its latest number).
+        # With no hole, a poll is the index range after the last number seen.
+        if cursor is None:
+            with self._db.operation():
+                counter = self._db.collection("counters").find_one({"_id": "changes"})
+            return [], ChangeCursor(int((counter or {}).get("value", 0)), ())
+        if not isinstance(cursor, ChangeCursor):
+            raise TypeError("not a cursor of this store")
+        started = time.monotonic()
+        holes = dict(cursor.holes)
+        floor = cursor.floor
+        # One range of the index: from the oldest hole on (what was seen since is read again; the poller knows it
+        # by its count), else after the last number seen. (An $or of the range and the holes is no cheaper on
+        # MongoDB and scans the collection on nx-27017.)
+        low = min([*holes, *([floor[0]] if floor else []), cursor.last + 1])
+        query: Document = {"change_seq": {"$gte": low}}
         with self._db.operation():
-            found = list(self._runtime.find({"changed_at": {"$gte": _millis(since)}}, {"seq": 1, "connection": 1}))
-        return [
+            found = list(
+                self._runtime.find(query, {"seq": 1, "connection": 1, "change_seq": 1})
+                .sort([("change_seq", ASCENDING)])
+                .limit(CHANGES_PAGE)
+                .batch_size(CHANGES_PAGE)
+            )
+        ended = time.monotonic()
+        numbers = {d["change_seq"] for d in found}
+        last = max([cursor.last, *numbers])
+        for number in numbers:
+            holes.pop(number, None)
+        holes = {number: until for number, until in holes.items() if until >= started}
+        if floor is not None and floor[1] < started:
+            floor = None
+        if last - cursor.last > MAX_NEW_HOLES:
+            # More skipped over than is worth naming: every number from the first of them is asked for again.
+            first = next(n for n in range(cursor.last + 1, last + 1) if n not in numbers)
+            floor = (min(first, floor[0]) if floor else first, ended + LATE_SECONDS)
+        else:
+            for number in range(cursor.last + 1, last):
+                if number not in numbers:
+                    holes[number] = ended + LATE_SECONDS
+        changes = [
             {"cs_id": d["_id"], "seq": d["seq"], **({"connection": d["connection"]} if d.get("connection") else {})}
             for d in found
         ]
+        return changes, ChangeCursor(last, tuple(sorted(holes.items())), floor)
 
     def deliveries(self, cs_id: str) -> Document:
+        return self.deliveries_of([cs_id])[cs_id]
+
+    def deliveries_of(self, cs_ids: Sequence[str]) -> dict[str, Document]:
+        found: dict[str, Document] = {cs_id: {"settings": [], "certificates": [], "trigger": None} for cs_id in cs_ids}
+        ids = list(found)
+        if not ids:
+            return found
+        station_query: Document = {"_id": ids[0]} if len(ids) == 1 else {"_id": {"$in": ids}}
+        item_query: Document = {"cs_id": ids[0]} if len(ids) == 1 else {"cs_id": {"$in": ids}}
         with self._db.operation():
-            settings = list(self._settings.find({"cs_id": cs_id}).sort([("name", ASCENDING)]))
-            certificates = list(self._install_certificates.find({"cs_id": cs_id}).sort([("certificate_id", ASCENDING)]))
-            station = self._stations.find_one({"_id": cs_id}, {"_id": 0, "trigger": 1})
-        trigger = (station or {}).get("trigger")
-        return {
-            "settings": [_delivery(d, ("name", "value")) for d in settings],
-            "certificates": [_delivery(d, ("certificate_id", "type", "pem")) for d in certificates],
-            "trigger": None if not trigger else _delivery(trigger, ("message",)),
-        }
+            settings = list(
+                self._settings.find(item_query, _SETTING_FIELDS)
+                .sort([("cs_id", ASCENDING), ("name", ASCENDING)])
+                .batch_size(_FIRST_BATCH)
+            )
+            certificates = list(
+                self._install_certificates.find(item_query, _CERTIFICATE_FIELDS)
+                .sort([("cs_id", ASCENDING), ("certificate_id", ASCENDING)])
+                .batch_size(_FIRST_BATCH)
+            )
+            stations = list(
+                self._stations.find({**station_query, "trigger": {"$ne": None}}, {"trigger": 1}).batch_size(
+                    _FIRST_BATCH
+                )
+            )
+        for d in settings:
+            found[d["cs_id"]]["settings"].append(_delivery(d, ("name", "value")))
+        for d in certificates:
+            found[d["cs_id"]]["certificates"].append(_delivery(d, ("certificate_id", "type", "pem")))
+        for d in stations:
+            if d.get("trigger"):
+                found[d["_id"]]["trigger"] = _delivery(d["trigger"], ("message",))
+        return found
 
     def settle(self, cs_id: str, kind: str, key: str, revision: str | None, update: Mapping[str, Any]) -> bool:
         fields: Document = {}
@@ -138,21 +250,22 @@ class MongoOcppRepository(OcppRepository):
                 unset[field_name] = ""
             else:
                 fields[field_name] = _millis(value) if field_name in _DELIVERY_TIMES else value
-        if kind == "trigger":
-            # Read, check and replace the whole trigger, guarded by its revision.
-            with self._db.operation():
-                station = self._stations.find_one({"_id": cs_id}, {"_id": 0, "trigger": 1})
-                trigger = (station or {}).get("trigger")
-                if not trigger or trigger.get("message") != key or trigger.get("revision") != revision:
-                    return False
-                replaced = {k: v for k, v in trigger.items() if k not in unset}
-                replaced.update(fields)
-                # An item staged before revisions existed has none: it can only be replaced by one that has.
-                guard = {"trigger.message": key} if revision is None else {"trigger.revision": revision}
-                result = self._stations.update_one({"_id": cs_id, **guard}, {"$set": {"trigger": replaced}})
-            return bool(result.modified_count or result.matched_count)
-        collection = self._settings if kind == "setting" else self._install_certificates
         operation: Document = {}
+        if kind == "trigger":
+            # One update guarded by the trigger's message and revision (None matches an item staged before
+            # revisions existed, which has none).
+            if fields:
+                operation["$set"] = {f"trigger.{k}": v for k, v in fields.items()}
+            if unset:
+                operation["$unset"] = {f"trigger.{k}": "" for k in unset}
+            if not operation:
+                return False
+            with self._db.operation():
+                result = self._stations.update_one(
+                    {"_id": cs_id, "trigger.message": key, "trigger.revision": revision}, operation
+                )
+            return bool(result.matched_count)
+        collection = self._settings if kind == "setting" else self._install_certificates
         if fields:
             operation["$set"] = fields
         if unset:
@@ -160,13 +273,7 @@ class MongoOcppRepository(OcppRepository):
         if not operation:
             return False
         with self._db.operation():
-            stored = collection.find_one({"_id": _member_key(cs_id, key)}, {"revision": 1})
-            if stored is None or stored.get("revision") != revision:
-                return False
-            query: Document = {"_id": _member_key(cs_id, key)}
-            if revision is not None:
-                query["revision"] = revision
-            result = collection.update_one(query, operation)
+            result = collection.update_one({"_id": _member_key(cs_id, key), "revision": revision}, operation)
         return bool(result.matched_count)
 
     def next_transaction_id(self) -> int:

@@ -141,7 +141,18 @@ class SqliteChargeStationRepository(ChargeStationRepository):
 def _bump(connection: sqlite3.Connection, cs_id: str, at: int) -> None:
     """Count one more change of the station (inside the caller's transaction), so every worker sees it."""
     connection.execute(
-        """INSERT INTO charge_station_runtime (cs_id, seq, changed_at) VALUES (?, 1, ?)
-           ON CONFLICT (cs_id) DO UPDATE SET seq = seq + 1, changed_at = excluded.changed_at""",
-        (cs_id, at),
+        """INSERT INTO charge_station_runtime (cs_id, seq, changed_at, change_seq) VALUES (?, 1, ?, ?)
+           ON CONFLICT (cs_id) DO UPDATE SET seq = seq + 1, changed_at = excluded.changed_at,
+               change_seq = excluded.change_seq""",
+        (cs_id, at, next_change(connection)),
     )
+
+
+def next_change(connection: sqlite3.Connection) -> int:
+    """The store's next change number, inside the caller's write transaction: SQLite lets one writer at a time
+    hold the write lock until it commits, so changes commit in the order of their numbers."""
+    row = connection.execute(
+        """INSERT INTO counters (name, value) VALUES ('changes', 1)
+           ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value"""
+    ).fetchone()
+    return int(row[0])

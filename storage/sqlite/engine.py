@@ -34,7 +34,7 @@ URL_PREFIX = "sqlite:///"
 
 #: The schema version this release writes: the last of MIGRATIONS (at the end of this module), which take a
 #: database from any earlier version to this one at open. A database at a newer version is refused.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 # Text keys use the default BINARY collation: UTF-8 byte order, which is code-point order.
@@ -550,12 +550,24 @@ def _canonical_tokens_hashed_secrets_and_ocpp(connection: sqlite3.Connection) ->
     return _upgrade(connection, legacy_tokens)
 
 
+def _number_changes(connection: sqlite3.Connection) -> bool:
+    """3 -> 4: each station's latest change numbered from one store-wide sequence, for the OCPP endpoint's
+    change poll; stations changed before it have no number and count as seen."""
+    if "change_seq" not in _columns(connection, "charge_station_runtime"):
+        connection.execute("ALTER TABLE charge_station_runtime ADD COLUMN change_seq INTEGER")
+    connection.execute(
+        "CREATE INDEX IF NOT EXISTS charge_station_runtime_by_change_seq ON charge_station_runtime (change_seq)"
+    )
+    return False
+
+
 #: The forward migrations, in order: (the version it brings the database to, the step), each taking the
 #: database from the version before. A new database runs them all. Never change a released step: add one.
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], bool]], ...] = (
     (1, _create_schema_1),
     (2, _add_ocpi_parties_and_pushes),
     (3, _canonical_tokens_hashed_secrets_and_ocpp),
+    (4, _number_changes),
 )
 
 

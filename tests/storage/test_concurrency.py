@@ -175,3 +175,39 @@ def test_concurrent_registrations_of_one_identity_leave_it_to_one_party(storage)
     assert results.count(True) == 1
     assert [party["key"] for party in storage.parties.all()] == [f"P{results.index(True)}"]
     assert storage.parties.find_by_identity("NL", "EMS")["key"] == f"P{results.index(True)}"
+
+
+def test_a_poller_sees_the_latest_change_of_every_station_while_writers_race(storage):
+    """Eight threads staging for their own stations and connecting them while a poller follows the change
+    cursor: when they are done, the poller has seen every station's final change count."""
+    for i in range(THREADS):
+        storage.charge_stations.put_auth(f"cs{i}", {"security_profile": 1})
+    _nothing, cursor = storage.ocpp.changes(None)
+    seen: dict[str, int] = {}
+    done = threading.Event()
+
+    def poll(cursor):
+        found, cursor = storage.ocpp.changes(cursor)
+        for change in found:
+            seen[change["cs_id"]] = max(seen.get(change["cs_id"], 0), change["seq"])
+        return cursor
+
+    def follow():
+        nonlocal cursor
+        while not done.is_set():
+            cursor = poll(cursor)
+
+    poller = threading.Thread(target=follow)
+    poller.start()
+    try:
+        def write(i):
+            for round_ in range(ROUNDS * 4):
+                storage.charge_stations.merge_settings(f"cs{i}", [{"name": "a", "value": str(round_), "status": "P"}])
+                storage.ocpp.connect(f"cs{i}", f"c{round_}", "2.0.1", T0)
+
+        run_together(write)
+    finally:
+        done.set()
+        poller.join(timeout=30)
+    cursor = poll(cursor)
+    assert seen == {f"cs{i}": storage.ocpp.runtime(f"cs{i}")["seq"] for i in range(THREADS)}

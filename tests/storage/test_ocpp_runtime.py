@@ -18,10 +18,10 @@ def register(storage, cs_id="cs001"):
 
 def test_connect_records_version_and_connection_and_bumps_seq(storage):
     register(storage)
-    storage.ocpp.connect("cs001", "conn-1", "2.0.1", T0)
-    first = storage.ocpp.runtime("cs001")
-    storage.ocpp.connect("cs001", "conn-2", "1.6", T0 + timedelta(seconds=1))
-    second = storage.ocpp.runtime("cs001")
+    first = storage.ocpp.connect("cs001", "conn-1", "2.0.1", T0)
+    assert first == storage.ocpp.runtime("cs001")
+    second = storage.ocpp.connect("cs001", "conn-2", "1.6", T0 + timedelta(seconds=1))
+    assert second == storage.ocpp.runtime("cs001")
     assert (first["connection"], first["ocpp_version"], first["last_seen"]) == ("conn-1", "2.0.1", T0)
     assert (second["connection"], second["ocpp_version"]) == ("conn-2", "1.6")
     assert second["seq"] > first["seq"]
@@ -64,24 +64,76 @@ def test_runtime_of_an_unknown_station_is_none(storage):
 def test_staging_is_a_change_seen_by_changes(storage):
     register(storage)
     register(storage, "cs002")
-    before = datetime.now(UTC) - timedelta(seconds=1)
+    nothing, cursor = storage.ocpp.changes(None)
+    assert nothing == []
     storage.charge_stations.merge_settings("cs001", [{"name": "A/B", "value": "1", "status": "Pending"}])
     storage.charge_stations.put_trigger("cs002", {"message": "Heartbeat", "status": "Pending"})
-    seen = {c["cs_id"]: c["seq"] for c in storage.ocpp.changes(before)}
+    found, cursor = storage.ocpp.changes(cursor)
+    seen = {c["cs_id"]: c["seq"] for c in found}
     assert set(seen) == {"cs001", "cs002"}
     storage.charge_stations.merge_install_certificates(
         "cs001", [{"certificate_id": "ab", "type": "V2G", "pem": "p", "status": "Pending"}]
     )
-    again = {c["cs_id"]: c["seq"] for c in storage.ocpp.changes(before)}
-    assert again["cs001"] > seen["cs001"]
-    assert storage.ocpp.changes(datetime.now(UTC) + timedelta(seconds=5)) == []
+    again, cursor = storage.ocpp.changes(cursor)
+    assert [c["cs_id"] for c in again] == ["cs001"]
+    assert again[0]["seq"] > seen["cs001"]
+    assert storage.ocpp.changes(cursor)[0] == []
+
+
+def test_a_cursor_taken_now_sees_nothing_staged_before(storage):
+    register(storage)
+    storage.charge_stations.merge_settings("cs001", [{"name": "A/B", "value": "1", "status": "Pending"}])
+    _nothing, cursor = storage.ocpp.changes(None)
+    assert storage.ocpp.changes(cursor)[0] == []
 
 
 def test_changes_name_the_connection(storage):
     register(storage)
-    since = datetime.now(UTC) - timedelta(seconds=1)
-    storage.ocpp.connect("cs001", "conn-9", "2.0.1", datetime.now(UTC))
-    assert [(c["cs_id"], c.get("connection")) for c in storage.ocpp.changes(since)] == [("cs001", "conn-9")]
+    _nothing, cursor = storage.ocpp.changes(None)
+    runtime = storage.ocpp.connect("cs001", "conn-9", "2.0.1", T0)
+    assert (runtime["connection"], runtime["seq"], runtime["last_seen"]) == ("conn-9", 1, T0)
+    assert [(c["cs_id"], c.get("connection")) for c in storage.ocpp.changes(cursor)[0]] == [("cs001", "conn-9")]
+
+
+def test_a_station_changed_twice_between_polls_is_returned_once_in_its_latest_state(storage):
+    register(storage)
+    _nothing, cursor = storage.ocpp.changes(None)
+    storage.charge_stations.merge_settings("cs001", [{"name": "A/B", "value": "1", "status": "Pending"}])
+    storage.ocpp.connect("cs001", "conn-2", "2.0.1", T0)
+    found, cursor = storage.ocpp.changes(cursor)
+    assert [(c["cs_id"], c["seq"], c.get("connection")) for c in found] == [("cs001", 2, "conn-2")]
+    # The first change's number was overwritten before any poll saw it: MongoDB's cursor asks again for it a
+    # while, and may return the station again, as it is; nothing newer.
+    assert all((c["cs_id"], c["seq"]) == ("cs001", 2) for c in storage.ocpp.changes(cursor)[0])
+
+
+def test_touch_many_sets_last_seen_of_each(storage):
+    for cs_id in ("a", "b"):
+        register(storage, cs_id)
+        storage.ocpp.connect(cs_id, "c", "2.0.1", T0)
+    storage.ocpp.touch_many({"a": T0 + timedelta(seconds=1), "b": T0 + timedelta(seconds=2)})
+    storage.ocpp.touch_many({})
+    assert storage.ocpp.runtime("a")["last_seen"] == T0 + timedelta(seconds=1)
+    assert storage.ocpp.runtime("b")["last_seen"] == T0 + timedelta(seconds=2)
+
+
+def test_deliveries_of_several_stations_in_one_call(storage):
+    for cs_id in ("a", "b", "c"):
+        register(storage, cs_id)
+    storage.charge_stations.merge_settings("a", [{"name": "X/Z", "value": "2", "status": "Pending"},
+                                                 {"name": "X/Y", "value": "1", "status": "Pending"}])
+    storage.charge_stations.put_trigger("b", {"message": "Heartbeat", "status": "Pending"})
+    storage.charge_stations.merge_install_certificates(
+        "b", [{"certificate_id": "1", "type": "V2G", "pem": "p", "status": "Pending"}]
+    )
+    found = storage.ocpp.deliveries_of(["a", "b", "c", "unknown"])
+    assert found == {cs_id: storage.ocpp.deliveries(cs_id) for cs_id in ("a", "b", "c", "unknown")}
+    assert [s["name"] for s in found["a"]["settings"]] == ["X/Y", "X/Z"]
+    assert (found["a"]["certificates"], found["a"]["trigger"]) == ([], None)
+    assert found["b"]["trigger"]["message"] == "Heartbeat"
+    assert [c["certificate_id"] for c in found["b"]["certificates"]] == ["1"]
+    assert found["c"] == found["unknown"] == {"settings": [], "certificates": [], "trigger": None}
+    assert storage.ocpp.deliveries_of([]) == {}
 
 
 @pytest.mark.parametrize("kind", ["setting", "certificate", "trigger"])
@@ -159,3 +211,26 @@ def test_transaction_ids_are_never_repeated(storage):
     ids = [storage.ocpp.next_transaction_id() for _ in range(5)]
     assert len(set(ids)) == 5
     assert all(1 <= i <= 2**31 - 1 for i in ids)
+
+
+def test_a_change_that_lands_after_a_later_one_is_still_seen(storage, storage_engine):
+    """On MongoDB a change takes its number, then lands on its station: another change can take the next number
+    and land first. The earlier one must still be seen when it lands."""
+    if storage_engine == "sqlite":
+        pytest.skip("SQLite numbers a change inside its own transaction: changes commit in the order of their numbers")
+    from maeve_api.storage.mongo.charge_stations import next_change
+
+    register(storage, "early")
+    register(storage, "late")
+    _nothing, cursor = storage.ocpp.changes(None)
+    number = next_change(storage.ocpp._db)  # "early" takes its number, and is slow to land
+    storage.charge_stations.merge_settings("late", [{"name": "A/B", "value": "1", "status": "Pending"}])
+    found, cursor = storage.ocpp.changes(cursor)
+    assert [c["cs_id"] for c in found] == ["late"]
+    storage.ocpp._db.collection("charge_station_runtime").update_one(
+        {"_id": "early"}, {"$inc": {"seq": 1}, "$set": {"changed_at": 0, "change_seq": number}}, upsert=True
+    )
+    found, cursor = storage.ocpp.changes(cursor)
+    assert ("early", 1) in [(c["cs_id"], c["seq"]) for c in found]
+    assert {(c["cs_id"], c["seq"]) for c in found} <= {("early", 1), ("late", 1)}  # "late" again, as it was
+    assert storage.ocpp.changes(cursor)[0] == []
