@@ -530,7 +530,8 @@ def test_a_sqlite_upgrade_that_fails_midway_is_rolled_back_to_the_last_step_and_
         steps[3](connection)  # every statement of the step has run when the process dies
         raise OSError("the process was killed")
 
-    monkeypatch.setattr(sqlite_engine, "MIGRATIONS", (*sqlite_engine.MIGRATIONS[:-1], (3, fails_midway)))
+    failing = tuple((version, fails_midway if version == 3 else step) for version, step in sqlite_engine.MIGRATIONS)
+    monkeypatch.setattr(sqlite_engine, "MIGRATIONS", failing)
     with pytest.raises(OSError):
         SqliteStorage(tmp_path / "previous.db")
     with sqlite3.connect(tmp_path / "previous.db") as after:
