@@ -292,3 +292,33 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     suite took 67 s with 2 workers and 58 s with 3.
     """
     return (os.cpu_count() or 1) + 1
+
+
+#: The known gap of the stand-ins without a clock of their own, for ``engine_gap``: due times and leases are set
+#: and compared on the server's clock, ``$$NOW`` in an aggregation-pipeline update or ``$expr``.
+NO_SERVER_CLOCK = {
+    "mongomock": "no $$NOW: it is null in pipeline updates and $expr, so an outbox entry has no due time, is never due",
+    "nx27017": "no aggregation-pipeline updates and no $$NOW, which the outbox's due times and leases use",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "engine_gap(**gaps): known gaps of stand-in engines (keyword: the engine, value: the gap); the test's "
+        "variant on each of them (an engine named by one of its parameters) is a strict xfail naming the gap",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _engine_gaps(request: pytest.FixtureRequest) -> None:
+    """Apply ``engine_gap``: a stand-in that lacks what the test needs must fail it, reported as that gap.
+
+    Strict, so a stand-in that gains the feature turns the xfail into a failure, and the mark is removed.
+    """
+    callspec = getattr(request.node, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    engine = next((value for value in params if isinstance(value, str) and value in STORAGE_ENGINES), None)
+    for marker in request.node.iter_markers("engine_gap"):
+        if engine in marker.kwargs:
+            request.applymarker(pytest.mark.xfail(strict=True, reason=f"{engine}: {marker.kwargs[engine]}"))

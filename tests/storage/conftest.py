@@ -5,31 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from maeve_api.storage import NotFound
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "engine_gap(**reasons): a known gap of the named stand-in engines (keyword: the storage_engine, value: the "
-        "gap); the test's variant on each of them is a strict xfail saying so",
-    )
-
-
-@pytest.fixture(autouse=True)
-def _engine_gaps(request: pytest.FixtureRequest) -> None:
-    """Apply ``engine_gap``: a stand-in that lacks what the test needs must fail it, and is reported as its gap.
-
-    Strict, so a stand-in that gains the feature turns the xfail into a failure and the mark is removed.
-    """
-    callspec = getattr(request.node, "callspec", None)
-    engine = callspec.params.get("storage_engine") if callspec is not None else None
-    for marker in request.node.iter_markers("engine_gap"):
-        if engine in marker.kwargs:
-            request.applymarker(pytest.mark.xfail(strict=True, reason=f"{engine}: {marker.kwargs[engine]}"))
-
 
 #: Keys that sort differently under case-folding, locale collation, Unicode normalisation or UTF-16 order:
 #: digits, upper and lower case, precomposed and combining accents, Greek, a full-width letter, an emoji.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mongomock_ng as mongomock
@@ -22,6 +22,7 @@ from maeve_api.ocpi.publisher import Publisher
 from maeve_api.settings import Settings
 from maeve_api.storage.mongo import MongoStorage
 from maeve_api.storage.sqlite import SCHEMA_VERSION, SqliteStorage
+from tests.conftest import NO_SERVER_CLOCK
 
 DATA = Path(__file__).parent / "data"
 LATER = datetime(2026, 11, 24, 12, 5, tzinfo=UTC)
@@ -41,7 +42,7 @@ class RecordingClient:
         pass
 
 
-@pytest.fixture(params=["sqlite", "mongomock", "nx27017"])
+@pytest.fixture(params=["sqlite", "mongomock", "nx27017", "mongoeco"])
 def previous(request, tmp_path):
     """The previous release's data, opened by this release on each engine."""
     if request.param == "sqlite":
@@ -52,7 +53,7 @@ def previous(request, tmp_path):
             client = mongomock.MongoClient(tz_aware=True, tzinfo=UTC)
             database = "maeve"
         else:
-            client = request.getfixturevalue("nx_client")
+            client = request.getfixturevalue("nx_client" if request.param == "nx27017" else "mongoeco_client")
             database = f"maeve_upgrade_{uuid.uuid4().hex[:12]}"
             request.addfinalizer(lambda: client.drop_database(database))
         dump = json_util.loads((DATA / "previous-mongo.json").read_text())
@@ -99,6 +100,7 @@ def test_previous_data_is_read_and_listed(previous):
     assert previous.tokens.get("DEADBEEF")["contract_id"] == "GBTWK012345678V"
 
 
+@pytest.mark.engine_gap(**NO_SERVER_CLOCK)
 def test_queued_pushes_of_the_previous_release_are_delivered(previous):
     """The outbox entries the previous release left (one retried already) are claimed, sent and completed, and
     their delivery is recorded."""
@@ -110,5 +112,5 @@ def test_queued_pushes_of_the_previous_release_are_delivered(previous):
     [delivered] = previous.pushes.results("loc1")
     assert delivered["state"] == "delivered"
     assert location_state(previous, "loc1")["publications"][0]["state"] == "delivered"
-    previous.pushes.enqueue("NL*EMS", "loc1", LATER + timedelta(seconds=1))
+    previous.pushes.enqueue("NL*EMS", "loc1")
     assert previous.pushes.waiting_by_party() == {"NL*EMS": 1}
