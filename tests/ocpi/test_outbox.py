@@ -105,7 +105,8 @@ def test_workers_whose_clocks_are_minutes_off_still_send_a_push_once(
     partner = make_hostile_server(lambda _request: Reply(200, body=ocpi_answer()))
     store = make_storage(engine)
     store.parties.create(_party(partner.url))
-    leased = replace(settings, push_lease_seconds=1.0, ocpi_call_deadline_seconds=0.8)
+    # Long enough that the first claim below cannot outlive it on a busy machine; the test waits it out once.
+    leased = replace(settings, push_lease_seconds=3.0, ocpi_call_deadline_seconds=2.0)
     _publish(store, "version 1")
     died = Publisher(store, leased)
     monkeypatch.setattr(died, "_deliver", lambda *_args: None)  # claims, then never sends nor releases
