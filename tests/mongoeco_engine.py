@@ -55,12 +55,15 @@ def _version(python: str) -> tuple[int, int] | None:
 
 
 def find_python() -> str:
-    """A Python 3.13 or later: ``MAEVE_TEST_MONGOECO_PYTHON``, else ``python3.13``… on PATH, else pyenv's."""
+    """A Python 3.13 or later: ``MAEVE_TEST_MONGOECO_PYTHON`` if set (and then only it), else ``python3.13``… on
+    PATH, else pyenv's."""
     explicit = os.environ.get(PYTHON_VARIABLE)
-    candidates = [explicit] if explicit else []
-    candidates += [found for name in ("python3.13", "python3.14", "python3.15") if (found := shutil.which(name))]
     pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    candidates += sorted(glob.glob(f"{pyenv_root}/versions/3.1[3-9]*/bin/python3"))
+    if explicit:
+        candidates = [explicit]
+    else:
+        candidates = [found for name in ("python3.13", "python3.14", "python3.15") if (found := shutil.which(name))]
+        candidates += sorted(glob.glob(f"{pyenv_root}/versions/3.1[3-9]*/bin/python3"))
     for candidate in candidates:
         version = _version(candidate)
         if version is not None and version >= (3, 13):
