@@ -39,4 +39,4 @@ lint: $(VENV)/.installed ## ruff and mypy
 	$(BIN)/mypy maeve_api handlers storage bench
 
 clean: ## remove the virtual environment, var/ and the caches
-	rm -rf $(VENV) var build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-mongoeco .venv-mongoeco.lock var build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 Document = dict[str, Any]
@@ -322,19 +322,23 @@ class PushRepository(ABC):
     "lease"?, "last_error"?}``. Times are UTC datetimes. An entry is due when ``due_at`` has passed and
     is free when ``lease_until`` has passed; claiming sets a lease atomically, so two workers never
     hold the same entry at once.
+
+    Every worker of every host compares these times, so they are all read from one clock, the store's: the
+    database server's where the engine has one (MongoDB's ``$$NOW``), the host's for SQLite, which serves one
+    host. The callers give durations, never a time of their own clock.
     """
 
     @abstractmethod
-    def enqueue(self, party: str, location_id: str, now: datetime) -> None:
-        """Ask for (another) push of the location to the party, due at ``now``, with a new revision.
+    def enqueue(self, party: str, location_id: str) -> None:
+        """Ask for (another) push of the location to the party, due at once, with a new revision.
 
         An entry already queued is reset (attempts 0, due now) but keeps a lease it holds, so a push in
         flight is not joined by a second one; it is sent again after that one ends.
         """
 
     @abstractmethod
-    def claim(self, now: datetime, lease_until: datetime, lease: str) -> Document | None:
-        """Atomically take the earliest due, free entry, leasing it as ``lease`` until ``lease_until``; or None."""
+    def claim(self, lease: str, lease_for: timedelta) -> Document | None:
+        """Atomically take the earliest due, free entry, leasing it as ``lease`` for ``lease_for``; or None."""
 
     @abstractmethod
     def complete(self, entry_id: str, lease: str, revision: str) -> bool:
@@ -342,8 +346,8 @@ class PushRepository(ABC):
         the newer revision at once. Returns whether the entry was removed."""
 
     @abstractmethod
-    def retry(self, entry_id: str, lease: str, revision: str, due_at: datetime, error: str) -> None:
-        """Release a failed push held under ``lease``: one more attempt counted, due again at ``due_at``.
+    def retry(self, entry_id: str, lease: str, revision: str, delay: timedelta, error: str) -> None:
+        """Release a failed push held under ``lease``: one more attempt counted, due again after ``delay``.
 
         If a newer revision was enqueued meanwhile, it keeps its own due time and attempt count.
         """

@@ -24,10 +24,12 @@ from pymongo.errors import PyMongoError
 from maeve_api.storage import Storage
 from maeve_api.storage.mongo import MongoStorage
 from maeve_api.storage.sqlite import SqliteStorage
+from tests import mongoeco_engine
 
 #: Every engine a storage-backed test runs against; the one place to add an engine.
-#: "mongodb" runs only when MAEVE_TEST_MONGODB_URI names a real server (tests drop their databases).
-STORAGE_ENGINES = ("sqlite", "mongomock", "nx27017", "mongodb")
+#: "mongodb" runs only when MAEVE_TEST_MONGODB_URI names a real server (tests drop their databases);
+#: "mongoeco" where a Python 3.13 or later is on the machine (tests/mongoeco_engine.py).
+STORAGE_ENGINES = ("sqlite", "mongomock", "nx27017", "mongoeco", "mongodb")
 MONGODB_URI_VARIABLE = "MAEVE_TEST_MONGODB_URI"
 
 NX_START_TIMEOUT = 15.0
@@ -186,6 +188,33 @@ def nx_client(nx_server: str) -> Iterator[MongoClient]:
 
 
 @pytest.fixture(scope="session")
+def mongoeco_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of mongoeco's wire proxy (in-memory) on loopback, shared by the session; skips without Python 3.13."""
+    try:
+        process, uri = mongoeco_engine.start_proxy(tmp_path_factory.mktemp("mongoeco") / "proxy.log")
+    except mongoeco_engine.Unavailable as error:
+        pytest.skip(str(error))
+    try:
+        yield uri
+    finally:
+        mongoeco_engine.stop_proxy(process)
+
+
+@pytest.fixture(scope="session")
+def mongoeco_client(mongoeco_server: str) -> Iterator[MongoClient]:
+    """One pymongo client to the session's mongoeco proxy."""
+    with MongoClient(mongoeco_server, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=5000) as client:
+        yield client
+
+
+#: The session fixtures of the engines served over a socket: (client, URI).
+_MONGO_FIXTURES = {
+    "nx27017": ("nx_client", "nx_server"),
+    "mongoeco": ("mongoeco_client", "mongoeco_server"),
+}
+
+
+@pytest.fixture(scope="session")
 def mongodb_client() -> Iterator[MongoClient]:
     """A pymongo client to the real MongoDB named by MAEVE_TEST_MONGODB_URI; skips when it is not set."""
     uri = os.environ.get(MONGODB_URI_VARIABLE)
@@ -214,8 +243,8 @@ def make_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
             storage = SqliteStorage(tmp_path / f"maeve-{next(counter)}.db")
         elif engine == "mongomock":
             storage = MongoStorage(mongomock.MongoClient(), "maeve")
-        elif engine in ("nx27017", "mongodb"):
-            client: MongoClient = request.getfixturevalue("nx_client" if engine == "nx27017" else "mongodb_client")
+        elif engine in (*_MONGO_FIXTURES, "mongodb"):
+            client: MongoClient = request.getfixturevalue(_MONGO_FIXTURES.get(engine, ("mongodb_client",))[0])
             database = f"maeve_test_{uuid.uuid4().hex[:12]}"
             dropped.append((client, database))
             storage = MongoStorage(client, database)
@@ -243,9 +272,13 @@ def make_storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     def make(engine: str) -> str:
         if engine == "sqlite":
             return f"sqlite:///{tmp_path / f'maeve-url-{next(counter)}.db'}"
-        if engine in ("nx27017", "mongodb"):
-            client: MongoClient = request.getfixturevalue("nx_client" if engine == "nx27017" else "mongodb_client")
-            base = request.getfixturevalue("nx_server") if engine == "nx27017" else os.environ[MONGODB_URI_VARIABLE]
+        if engine in (*_MONGO_FIXTURES, "mongodb"):
+            client: MongoClient = request.getfixturevalue(_MONGO_FIXTURES.get(engine, ("mongodb_client",))[0])
+            base = (
+                request.getfixturevalue(_MONGO_FIXTURES[engine][1])
+                if engine in _MONGO_FIXTURES
+                else os.environ[MONGODB_URI_VARIABLE]
+            )
             database = f"maeve_test_{uuid.uuid4().hex[:12]}"
             dropped.append((client, database))
             return _with_database(base, database)
@@ -281,3 +314,33 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     suite took 67 s with 2 workers and 58 s with 3.
     """
     return (os.cpu_count() or 1) + 1
+
+
+#: The known gap of the stand-ins without a clock of their own, for ``engine_gap``: due times and leases are set
+#: and compared on the server's clock, ``$$NOW`` in an aggregation-pipeline update or ``$expr``.
+NO_SERVER_CLOCK = {
+    "mongomock": "no $$NOW: it is null in pipeline updates and $expr, so an outbox entry has no due time, is never due",
+    "nx27017": "no aggregation-pipeline updates and no $$NOW, which the outbox's due times and leases use",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "engine_gap(**gaps): known gaps of stand-in engines (keyword: the engine, value: the gap); the test's "
+        "variant on each of them (an engine named by one of its parameters) is a strict xfail naming the gap",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _engine_gaps(request: pytest.FixtureRequest) -> None:
+    """Apply ``engine_gap``: a stand-in that lacks what the test needs must fail it, reported as that gap.
+
+    Strict, so a stand-in that gains the feature turns the xfail into a failure, and the mark is removed.
+    """
+    callspec = getattr(request.node, "callspec", None)
+    params = callspec.params.values() if callspec is not None else ()
+    engine = next((value for value in params if isinstance(value, str) and value in STORAGE_ENGINES), None)
+    for marker in request.node.iter_markers("engine_gap"):
+        if engine in marker.kwargs:
+            request.applymarker(pytest.mark.xfail(strict=True, reason=f"{engine}: {marker.kwargs[engine]}"))

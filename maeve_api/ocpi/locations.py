@@ -9,7 +9,6 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from maeve_api.domain.errors import InvalidInput
-from maeve_api.domain.schemas import utc_now
 from maeve_api.ocpi.envelope import ocpi_datetime
 from maeve_api.ocpi.errors import InvalidParameters, UnknownLocation
 from maeve_api.ocpi.registration import endpoint
@@ -52,10 +51,9 @@ def publish_location(storage: Storage, location: Mapping[str, Any]) -> None:
         except (ZoneInfoNotFoundError, ValueError):
             raise InvalidInput("time_zone", "must be an IANA time zone such as Europe/London") from None
     storage.locations.put(location)
-    now = utc_now()
     for party in storage.parties.all():
         if endpoint(party, "locations", "RECEIVER"):
-            storage.pushes.enqueue(party["key"], location["id"], now)
+            storage.pushes.enqueue(party["key"], location["id"])
 
 
 def location_page(

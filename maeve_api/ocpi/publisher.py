@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -83,16 +84,18 @@ class Publisher:
         """Send every push due now, one claim at a time; returns how many were tried."""
         tried = 0
         while not self._stop.is_set():
-            now = self.clock()
             lease = uuid.uuid4().hex
-            entry = self.storage.pushes.claim(now, now + timedelta(seconds=self.settings.push_lease_seconds), lease)
+            # The lease runs on the store's clock from the claim on, so it ends no sooner than the lease time
+            # after the claim was sent: time left is counted from then, on this process's monotonic clock.
+            claimed = time.monotonic()
+            entry = self.storage.pushes.claim(lease, timedelta(seconds=self.settings.push_lease_seconds))
             if entry is None:
                 return tried
             tried += 1
-            self._deliver(entry, lease)
+            self._deliver(entry, lease, claimed)
         return tried
 
-    def _deliver(self, entry: dict[str, Any], lease: str) -> None:
+    def _deliver(self, entry: dict[str, Any], lease: str, claimed: float) -> None:
         party = self.storage.parties.find(entry["party"])
         receiver = endpoint(party, "locations", "RECEIVER") if party else None
         if party is None or receiver is None:
@@ -102,7 +105,7 @@ class Publisher:
         # Fence: send only while this claim is still the latest revision and the lease outlasts the whole call,
         # so an older revision can never reach the partner after a newer one sent by another worker.
         margin = min(LEASE_MARGIN_SECONDS, self.settings.push_lease_seconds / 10)
-        time_left = (entry["lease_until"] - self.clock()).total_seconds() - margin
+        time_left = self.settings.push_lease_seconds - (time.monotonic() - claimed) - margin
         current = self.storage.pushes.find(entry["id"])
         if current is None or current.get("lease") != lease or time_left <= 0:
             return  # no longer ours: whoever holds it now sends it
@@ -183,6 +186,7 @@ class Publisher:
             PUSH_FINAL_FAILURES.labels(key, reason).inc()
             log.warning("push of location %s to %s given up (%s): %s", entry["location_id"], key, reason, exc)
             return
-        due = now + backoff(self.settings, entry["attempts"])
-        self.storage.pushes.retry(entry["id"], lease, entry["revision"], due, str(exc))
+        self.storage.pushes.retry(
+            entry["id"], lease, entry["revision"], backoff(self.settings, entry["attempts"]), str(exc)
+        )
         log.warning("push of location %s to %s failed, retrying: %s", entry["location_id"], key, exc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bson.datetime_ms import DatetimeMS
@@ -21,9 +21,17 @@ if TYPE_CHECKING:
     from . import MongoStorage
 
 
-# Outbox times are integer milliseconds since the epoch: nx-27017, the wire server the tests use,
-# stores a datetime given to $set on an existing document as a string, which then compares wrongly.
+# Outbox times are integer milliseconds since the epoch, as earlier releases stored them.
 _FREE = 0
+
+#: The database server's clock, in those milliseconds. Due times and leases are compared by every worker of
+#: every instance, so they are set and compared with this one clock, never a worker's own.
+_NOW: Document = {"$toLong": "$$NOW"}
+
+
+def _later(delay: timedelta) -> Document:
+    """``delay`` after the server's now, in milliseconds."""
+    return {"$add": [_NOW, round(delay.total_seconds() * 1000)]}
 
 
 _RELEASE: Document = {"$set": {"lease_until": _FREE}, "$unset": {"lease": ""}}
@@ -38,33 +46,39 @@ def _push(stored: Document) -> Document:
 
 
 class MongoPushRepository(PushRepository):
-    """The location push outbox in ``location_pushes``, ``_id`` = entry id; claims are one find_one_and_update."""
+    """The location push outbox in ``location_pushes``, ``_id`` = entry id; claims are one find_one_and_update.
+
+    Writes that set a time are aggregation-pipeline updates, where ``$$NOW`` is the server's clock; values are
+    ``$literal``, so that no location id or partner error can be read as a field path.
+    """
 
     def __init__(self, db: MongoStorage) -> None:
         self._db = db
         self._pushes = db.collection("location_pushes")
         self._results = db.collection("location_push_results")
 
-    def enqueue(self, party: str, location_id: str, now: datetime) -> None:
-        update: Document = {
-            "$set": {
-                "party": party,
-                "location_id": location_id,
-                "revision": uuid.uuid4().hex,
-                "attempts": 0,
-                "due_at": _millis(now),
+    def enqueue(self, party: str, location_id: str) -> None:
+        update: list[Document] = [
+            {
+                "$set": {
+                    "party": {"$literal": party},
+                    "location_id": {"$literal": location_id},
+                    "revision": uuid.uuid4().hex,
+                    "attempts": 0,
+                    "due_at": _NOW,
+                    "lease_until": {"$ifNull": ["$lease_until", _FREE]},
+                }
             },
-            "$unset": {"last_error": ""},
-            "$setOnInsert": {"lease_until": _FREE},
-        }
+            {"$unset": "last_error"},
+        ]
         with self._db.operation():
             self._pushes.update_one({"_id": push_id(party, location_id)}, update, upsert=True)
 
-    def claim(self, now: datetime, lease_until: datetime, lease: str) -> Document | None:
+    def claim(self, lease: str, lease_for: timedelta) -> Document | None:
         with self._db.operation():
             stored = self._pushes.find_one_and_update(
-                {"due_at": {"$lte": _millis(now)}, "lease_until": {"$lte": _millis(now)}},
-                {"$set": {"lease_until": _millis(lease_until), "lease": lease}},
+                {"$expr": {"$and": [{"$lte": ["$due_at", _NOW]}, {"$lte": ["$lease_until", _NOW]}]}},
+                [{"$set": {"lease_until": _later(lease_for), "lease": {"$literal": lease}}}],
                 sort=[("due_at", ASCENDING), ("_id", ASCENDING)],
                 return_document=ReturnDocument.AFTER,
             )
@@ -77,12 +91,18 @@ class MongoPushRepository(PushRepository):
                 self._pushes.update_one({"_id": entry_id, "lease": lease}, _RELEASE)
         return bool(removed)
 
-    def retry(self, entry_id: str, lease: str, revision: str, due_at: datetime, error: str) -> None:
-        update: Document = {
-            "$set": {"due_at": _millis(due_at), "last_error": error, "lease_until": _FREE},
-            "$inc": {"attempts": 1},
-            "$unset": {"lease": ""},
-        }
+    def retry(self, entry_id: str, lease: str, revision: str, delay: timedelta, error: str) -> None:
+        update: list[Document] = [
+            {
+                "$set": {
+                    "due_at": _later(delay),
+                    "last_error": {"$literal": error},
+                    "lease_until": _FREE,
+                    "attempts": {"$add": ["$attempts", 1]},
+                }
+            },
+            {"$unset": "lease"},
+        ]
         with self._db.operation():
             result = self._pushes.update_one({"_id": entry_id, "lease": lease, "revision": revision}, update)
             if not result.matched_count:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from .. import _documents as docs
 from ..base import (
     Document,
     PushRepository,
@@ -33,21 +34,25 @@ def _push(row: tuple[Any, ...]) -> Document:
 
 
 class SqlitePushRepository(PushRepository):
-    """The location push outbox in ``location_pushes``; claims run in one ``BEGIN IMMEDIATE`` transaction."""
+    """The location push outbox in ``location_pushes``; claims run in one ``BEGIN IMMEDIATE`` transaction.
+
+    Times are read from this host's clock, the one clock of every worker that can share the file.
+    """
 
     def __init__(self, db: SqliteStorage) -> None:
         self._db = db
 
-    def enqueue(self, party: str, location_id: str, now: datetime) -> None:
+    def enqueue(self, party: str, location_id: str) -> None:
         self._db.execute(
             """INSERT INTO location_pushes (id, party, location_id, revision, attempts, due_at, lease_until)
                VALUES (?, ?, ?, ?, 0, ?, 0)
                ON CONFLICT (id) DO UPDATE SET
                    revision = excluded.revision, attempts = 0, due_at = excluded.due_at, last_error = NULL""",
-            (push_id(party, location_id), party, location_id, uuid.uuid4().hex, _millis(now)),
+            (push_id(party, location_id), party, location_id, uuid.uuid4().hex, _millis(docs.now())),
         )
 
-    def claim(self, now: datetime, lease_until: datetime, lease: str) -> Document | None:
+    def claim(self, lease: str, lease_for: timedelta) -> Document | None:
+        now = docs.now()
         at = _millis(now)
         # Every worker polls: look before taking the write lock, which is needed only when there is work.
         if self._db.fetch_one("SELECT 1 FROM location_pushes WHERE due_at <= ? AND lease_until <= ?", (at, at)) is None:
@@ -60,7 +65,7 @@ class SqlitePushRepository(PushRepository):
                 return None
             connection.execute(
                 "UPDATE location_pushes SET lease_until = ?, lease = ? WHERE id = ?",
-                (_millis(lease_until), lease, row[0]),
+                (_millis(now + lease_for), lease, row[0]),
             )
             row = connection.execute(f"{_PUSH_SELECT} WHERE id = ?", (row[0],)).fetchone()
         return _push(row)
@@ -77,13 +82,13 @@ class SqlitePushRepository(PushRepository):
                 )
         return bool(removed)
 
-    def retry(self, entry_id: str, lease: str, revision: str, due_at: datetime, error: str) -> None:
+    def retry(self, entry_id: str, lease: str, revision: str, delay: timedelta, error: str) -> None:
         with self._db.transaction() as connection:
             changed = connection.execute(
                 """UPDATE location_pushes SET attempts = attempts + 1, due_at = ?, last_error = ?,
                        lease_until = 0, lease = NULL
                    WHERE id = ? AND lease = ? AND revision = ?""",
-                (_millis(due_at), error, entry_id, lease, revision),
+                (_millis(docs.now() + delay), error, entry_id, lease, revision),
             ).rowcount
             if not changed:
                 connection.execute(

@@ -20,6 +20,7 @@ from pymongo import MongoClient
 
 from maeve_api.ocpi import registration
 from tests.api.conftest import assert_empty
+from tests.conftest import NO_SERVER_CLOCK
 from tests.ocpi.partner import Partner
 
 #: Settings every instance of this module runs with (partners on loopback).
@@ -150,7 +151,8 @@ def test_the_uid_case_does_not_bypass_token_ownership(make_instance, make_partne
     assert (stored["country_code"], stored["party_id"], stored["valid"]) == ("FR", "AT9", True)
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "nx27017"])
+@pytest.mark.engine_gap(**NO_SERVER_CLOCK)
+@pytest.mark.parametrize("engine", ["sqlite", "nx27017", "mongoeco"])
 @pytest.mark.parametrize(
     "logo", [{"$date": "x"}, {"$oid": "0123456789ab0123456789ab"}, {"$ref": "tokens", "$id": "R9CARD"}]
 )

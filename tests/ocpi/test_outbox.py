@@ -4,6 +4,7 @@ version never lands after a newer one, and the operator reads back what happened
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import replace
@@ -18,10 +19,12 @@ from maeve_api.ocpi.locations import publish_location
 from maeve_api.ocpi.publisher import Publisher
 from maeve_api.ocpi.registration import token_hash
 from maeve_api.settings import Settings
+from maeve_api.storage import _documents as docs
 from maeve_api.web.app import create_app
 from tests.api.conftest import assert_empty
 from tests.api.test_locations import LOCATION
 from tests.api.test_metrics import sample
+from tests.conftest import MONGODB_URI_VARIABLE, NO_SERVER_CLOCK
 from tests.ocpi.conftest import FAST, wait_for
 from tests.ocpi.hostile import Reply, ocpi_answer, trickle
 
@@ -52,7 +55,8 @@ def _publish(store, name: str, location_id: str = "loc1") -> None:
     publish_location(store, LOCATION_SCHEMA.load({**LOCATION, "name": name, "id": location_id}))
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "nx27017"])
+@pytest.mark.engine_gap(**NO_SERVER_CLOCK)
+@pytest.mark.parametrize("engine", ["sqlite", "nx27017", "mongoeco"])
 def test_a_stale_push_never_overwrites_a_newer_one(make_storage, make_hostile_server, settings, engine):
     """Worker A sends version 1 to a partner that applies a PUT only once its answer is out, and answers slowly;
     version 2 is registered meanwhile. A's call ends at its deadline, before its lease, so worker B sends
@@ -88,11 +92,44 @@ def test_a_stale_push_never_overwrites_a_newer_one(make_storage, make_hostile_se
     assert partner.received[-1].body and json.loads(partner.received[-1].body)["name"] == "version 2"
 
 
+@pytest.mark.engine_gap(**NO_SERVER_CLOCK)
+@pytest.mark.parametrize("engine", ["mongomock", "nx27017", "mongoeco", "mongodb"])
+def test_workers_whose_clocks_are_minutes_off_still_send_a_push_once(
+    make_storage, make_hostile_server, settings, engine, monkeypatch
+):
+    """Leases are on MongoDB's clock, not the workers': while a worker that died holds a push, one whose clock runs
+    5 minutes ahead sends nothing, and once the lease ends one whose clock runs 5 minutes behind sends it at once.
+    (SQLite serves one host, whose clock all its workers share.)"""
+    if engine == "mongodb" and not os.environ.get(MONGODB_URI_VARIABLE):
+        pytest.skip(f"{MONGODB_URI_VARIABLE} is not set")
+    partner = make_hostile_server(lambda _request: Reply(200, body=ocpi_answer()))
+    store = make_storage(engine)
+    store.parties.create(_party(partner.url))
+    # Long enough that the first claim below cannot outlive it on a busy machine; the test waits it out once.
+    leased = replace(settings, push_lease_seconds=3.0, ocpi_call_deadline_seconds=2.0)
+    _publish(store, "version 1")
+    died = Publisher(store, leased)
+    monkeypatch.setattr(died, "_deliver", lambda *_args: None)  # claims, then never sends nor releases
+    assert died.deliver_due() == 1
+    real_now = docs.now
+    for skew, claims in ((timedelta(minutes=5), 0), (-timedelta(minutes=5), 1)):
+        # The worker's own clock and the store's Python clock both skewed, as on another host.
+        monkeypatch.setattr(docs, "now", lambda skew=skew: real_now() + skew)
+        worker = Publisher(store, leased, clock=lambda skew=skew: utc_now() + skew)
+        if claims:
+            time.sleep(leased.push_lease_seconds + 0.1)
+        assert worker.deliver_due() == claims, skew
+    assert len(partner.received) == 1
+    assert store.pushes.all() == []
+    assert [result["state"] for result in store.pushes.results("loc1")] == ["delivered"]
+
+
 def _failures(party: str, reason: str) -> float:
     return sample(generate_latest().decode(), "maeve_ocpi_push_final_failures_total", party=party, reason=reason)
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "mongomock"])
+@pytest.mark.engine_gap(**NO_SERVER_CLOCK)
+@pytest.mark.parametrize("engine", ["sqlite", "mongomock", "mongoeco"])
 def test_a_4xx_is_final_for_that_revision_and_recorded(make_storage, make_hostile_server, settings, engine):
     """A 422 with an OCPI 2001 is tried once: the entry leaves the outbox, the partner's status, code and message
     (shortened) are recorded, and the final failure is counted; a new revision is pushed again."""
@@ -135,7 +172,7 @@ def test_5xx_408_and_429_are_retried(make_storage, make_hostile_server, settings
     assert (result["state"], result["http_status"]) == ("retrying", status)
 
 
-def test_a_push_failing_for_a_day_is_given_up(make_storage, make_hostile_server, settings):
+def test_a_push_failing_for_a_day_is_given_up(make_storage, make_hostile_server, settings, monkeypatch):
     """Retries with back-off stop 24 hours after the first failure of a revision; the give-up is counted."""
     partner = make_hostile_server(lambda _request: Reply(503, body=b"down"))
     store = make_storage("sqlite")
@@ -143,6 +180,8 @@ def test_a_push_failing_for_a_day_is_given_up(make_storage, make_hostile_server,
     _publish(store, "version 1")
     start = utc_now()
     now = [start]
+    # The day passes on the host's clock, which the worker and the SQLite store both read.
+    monkeypatch.setattr(docs, "now", lambda: now[0])
     publisher = Publisher(store, replace(settings, push_backoff_max_seconds=600.0), clock=lambda: now[0])
     before = _failures(KEY, "expired")
     publisher.deliver_due()
@@ -215,7 +254,7 @@ def test_a_metrics_scrape_counts_the_outbox_in_the_store(make_storage, settings,
     """/metrics shows each party's waiting pushes from a count in the store, never by loading the outbox."""
     store = make_storage("sqlite")
     for location_id in ("a", "b"):
-        store.pushes.enqueue(KEY, location_id, utc_now())
+        store.pushes.enqueue(KEY, location_id)
 
     def loading_everything():
         raise AssertionError("the scrape loaded the whole outbox")

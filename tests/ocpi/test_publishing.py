@@ -13,6 +13,7 @@ from maeve_api.settings import Settings
 from tests.api.conftest import assert_empty
 from tests.api.test_locations import LOCATION
 from tests.api.test_metrics import sample
+from tests.conftest import NO_SERVER_CLOCK
 from tests.ocpi.conftest import wait_for
 
 
@@ -58,7 +59,8 @@ def test_an_unknown_time_zone_is_refused(make_instance):
     assert cpo.store.locations.find("loc1") is None
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "nx27017"])
+@pytest.mark.engine_gap(**NO_SERVER_CLOCK)
+@pytest.mark.parametrize("engine", ["sqlite", "nx27017", "mongoeco"])
 def test_a_push_to_a_partner_that_is_down_arrives_after_a_restart(make_instance, make_partner, engine):
     """The API answers at once; the failed push is recorded, survives a restart and is delivered once back."""
     cpo, partner = _registered(make_instance, make_partner, engine)
@@ -89,7 +91,8 @@ def test_a_partner_refusing_the_push_gets_it_again(make_instance, make_partner):
     assert cpo.store.parties.get("NL*EMS")["last_push"]["ok"] is True
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "nx27017"])
+@pytest.mark.engine_gap(**NO_SERVER_CLOCK)
+@pytest.mark.parametrize("engine", ["sqlite", "nx27017", "mongoeco"])
 def test_two_workers_never_send_one_push_twice(make_instance, make_partner, engine):
     """Two publishers on one store, racing over a slow partner, deliver every location exactly once."""
     cpo, partner = _registered(make_instance, make_partner, engine, slow_seconds=0.05)

@@ -174,6 +174,10 @@ def test_page_rejects_negative_offset_or_limit(storage, offset, limit):
         storage.locations.page(offset, limit)
 
 
+@pytest.mark.engine_gap(
+    mongoeco="$lt on a date also matches null and embedded documents (no BSON type bracketing), so a location "
+    "without last_updated falls inside every window that has an upper bound"
+)
 def test_a_date_window_pages_and_counts_in_the_store(storage):
     """updated_between and count agree with filtering every location by [date_from, date_to), oldest first, and
     leave out a location without last_updated when either bound is given."""

@@ -82,15 +82,16 @@ def test_sqlite_storage_is_unusable_after_close(opened, tmp_path):
         storage.tokens.find("DEADBEEF")
 
 
-def test_mongodb_url_names_the_database(opened, make_storage_url):
+@pytest.mark.parametrize("engine", ["nx27017", "mongoeco"])
+def test_mongodb_url_names_the_database(opened, make_storage_url, engine):
     """A mongodb:// URL's path is the database: a second storage on the same URL sees the data, another does not."""
-    url = make_storage_url("nx27017")
+    url = make_storage_url(engine)
     storage = opened(url)
     storage.tokens.put(TOKEN)
     assert isinstance(storage, MongoStorage)
     assert storage.db.name == url.rsplit("/", 1)[1]
     assert opened(url).tokens.find("DEADBEEF") == TOKEN
-    assert opened(make_storage_url("nx27017")).tokens.find("DEADBEEF") is None
+    assert opened(make_storage_url(engine)).tokens.find("DEADBEEF") is None
 
 
 def test_mongodb_url_without_a_path_uses_the_maeve_database(opened, nx_server, nx_client):

@@ -37,7 +37,7 @@ from maeve_api.storage.sqlite import SqliteStorage
 from maeve_api.storage.sqlite import engine as sqlite_engine
 from maeve_api.web.app import create_app
 from tests.conftest import MONGODB_URI_VARIABLE as MONGODB_URI
-from tests.conftest import _with_database, free_port, start_gunicorn_process, stop_process
+from tests.conftest import NO_SERVER_CLOCK, _with_database, free_port, start_gunicorn_process, stop_process
 from tests.upgrade.make_data import (
     CLEAR_TOKENS,
     CLIENT_PEM,
@@ -53,7 +53,7 @@ SQLITE_FIXTURE = DATA / f"{PREVIOUS_RELEASE}.db"
 MONGO_FIXTURE = DATA / f"{PREVIOUS_RELEASE}-mongo.json"
 CLIENT_CERTIFICATE_HASH = "sIdIQcLPFgRwDOOAj3LkMdVxYKXsDSjVRON4vLERruQ"
 LATER = T0 + timedelta(minutes=5)
-MONGO_ENGINES = ["mongomock", "nx27017", "mongodb"]
+MONGO_ENGINES = ["mongomock", "nx27017", "mongoeco", "mongodb"]
 
 
 def load_mongo_fixture(client: MongoClient[Any], database: str) -> None:
@@ -429,6 +429,7 @@ class RecordingClient:
         pass
 
 
+@pytest.mark.engine_gap(**NO_SERVER_CLOCK)
 def test_queued_pushes_of_the_previous_release_are_delivered(upgraded):
     """The outbox entries the previous release left (one retried already) are claimed, sent and completed, and
     their delivery is recorded."""
@@ -440,7 +441,7 @@ def test_queued_pushes_of_the_previous_release_are_delivered(upgraded):
     [delivered] = upgraded.pushes.results("loc1")
     assert delivered["state"] == "delivered"
     assert location_state(upgraded, "loc1")["publications"][0]["state"] == "delivered"
-    upgraded.pushes.enqueue("NL*EMS", "loc1", LATER + timedelta(seconds=1))
+    upgraded.pushes.enqueue("NL*EMS", "loc1")
     assert upgraded.pushes.waiting_by_party() == {"NL*EMS": 1}
 
 
@@ -620,7 +621,9 @@ def test_a_mongo_database_of_a_newer_release_is_refused_untouched(request, mongo
     after = mongo_previous.contents(), {name: db[name].index_information() for name in db.list_collection_names()}
     assert after == before
     if mongo_previous.engine != "mongomock":  # which has no URL
-        server = request.getfixturevalue("nx_server") if mongo_previous.engine == "nx27017" else os.environ[MONGODB_URI]
+        servers = {"nx27017": "nx_server", "mongoeco": "mongoeco_server"}
+        engine = mongo_previous.engine
+        server = request.getfixturevalue(servers[engine]) if engine in servers else os.environ[MONGODB_URI]
         with pytest.raises(SchemaTooNew):
             check_schema_version(_with_database(server, mongo_previous.database))
 
