@@ -11,42 +11,15 @@ import os
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
+from bench.seed import LOCATIONS_FROM, location
 from maeve_api.ocpi.locations import location_page
 from maeve_api.settings import Settings
 from maeve_api.storage.sqlite import SqliteStorage
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def _location(index: int) -> dict[str, object]:
-    stamp = T0 + timedelta(seconds=index)
-    connector = {
-        "id": "1",
-        "standard": "IEC_62196_T2",
-        "format": "SOCKET",
-        "power_type": "AC_3_PHASE",
-        "max_voltage": 400,
-        "max_amperage": 32,
-        "last_updated": stamp,
-    }
-    return {
-        "id": f"loc{index:06}",
-        "country_code": "GB",
-        "party_id": "TWK",
-        "name": f"Location {index}",
-        "address": "1 Main Street",
-        "city": "London",
-        "country": "GBR",
-        "coordinates": {"latitude": "51.53146", "longitude": "-0.12360"},
-        "evses": [
-            {"uid": f"evse{index}-{n}", "status": "UNKNOWN", "connectors": [connector], "last_updated": stamp}
-            for n in range(2)
-        ],
-        "last_updated": stamp,
-    }
+T0 = LOCATIONS_FROM
 
 
 def main() -> None:
@@ -56,7 +29,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="maeve-bench-locations-") as directory:
         storage = SqliteStorage(Path(directory) / "locations.db")
         for index in range(count):
-            storage.locations.put(_location(index))
+            storage.locations.put(location(index, evses=2))
         cases = {
             "first page": (0, None),
             "middle page": (count // 2, None),

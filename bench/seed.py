@@ -110,6 +110,39 @@ def token(number: int) -> dict[str, object]:
     }
 
 
+#: The last_updated of location 0; location n was updated n seconds later.
+LOCATIONS_FROM = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+
+def location(number: int, evses: int = 1) -> dict[str, object]:
+    """A stored OCPI location, ``evses`` EVSEs of one connector each, ordered by ``number`` in time and id."""
+    stamp = LOCATIONS_FROM + datetime.timedelta(seconds=number)
+    connector = {
+        "id": "1",
+        "standard": "IEC_62196_T2",
+        "format": "SOCKET",
+        "power_type": "AC_3_PHASE",
+        "max_voltage": 400,
+        "max_amperage": 32,
+        "last_updated": stamp,
+    }
+    return {
+        "id": f"loc{number:07d}",
+        "country_code": "GB",
+        "party_id": "TWK",
+        "name": f"Location {number}",
+        "address": "1 Main Street",
+        "city": "London",
+        "country": "GBR",
+        "coordinates": {"latitude": "51.53146", "longitude": "-0.12360"},
+        "evses": [
+            {"uid": f"evse{number}-{n}", "status": "UNKNOWN", "connectors": [connector], "last_updated": stamp}
+            for n in range(evses)
+        ],
+        "last_updated": stamp,
+    }
+
+
 @contextlib.contextmanager
 def _batch(storage: Storage) -> Iterator[None]:
     """One SQLite transaction around a batch of puts (a commit per put would dominate); nothing for MongoDB."""
