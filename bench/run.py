@@ -224,19 +224,23 @@ class Run:
                 results.store_rss_mb = store_server.rss_mb()
         return results
 
+    def _fresh_store(self, stack: contextlib.ExitStack, scenario: str, engine: str) -> tuple[Path, str]:
+        """A directory of the scenario's own and the URL of an empty store of ``engine`` in it (an nx-27017
+        server, stopped with ``stack``)."""
+        directory = self.workdir / f"{scenario}-{engine}"
+        directory.mkdir()
+        if engine == "sqlite":
+            return directory, f"sqlite:///{directory / f'{scenario}.db'}"
+        server = Nx27017(scenario, directory)
+        stack.callback(server.stop)
+        server.start()
+        return directory, server.database_url(f"maeve_bench_{scenario}")
+
     def ocpp(self, engine: str) -> ocpp_fleet.OcppResults:
         """The OCPP scenarios of bench/ocpp_fleet.py on a fresh store of ``engine``."""
         config = self.config
         with contextlib.ExitStack() as stack:
-            directory = self.workdir / f"ocpp-{engine}"
-            directory.mkdir()
-            if engine == "sqlite":
-                url = f"sqlite:///{directory / 'ocpp.db'}"
-            else:
-                server = Nx27017("ocpp", directory)
-                stack.callback(server.stop)
-                server.start()
-                url = server.database_url("maeve_bench_ocpp")
+            directory, url = self._fresh_store(stack, "ocpp", engine)
             return ocpp_fleet.run_engine(
                 engine, url, config.ocpp_stations, config.ocpp_fleet_processes, config.workers, directory,
                 self.log, idle_seconds=config.ocpp_idle, stagings=config.ocpp_stagings,
@@ -246,16 +250,10 @@ class Run:
         """The paging scenario of bench/list_pages.py on a fresh store of ``engine``."""
         config = self.config
         with contextlib.ExitStack() as stack:
-            directory = self.workdir / f"pages-{engine}"
-            directory.mkdir()
-            if engine == "sqlite":
-                url = f"sqlite:///{directory / 'pages.db'}"
-            else:
-                server = Nx27017("pages", directory)
-                stack.callback(server.stop)
-                server.start()
+            _directory, url = self._fresh_store(stack, "pages", engine)
+            if engine != "sqlite":
                 # nx-27017 counts by reading every document; a longer socket timeout lets it finish at 100,000.
-                url = f"{server.database_url('maeve_bench_pages')}?socketTimeoutMS={list_pages.NX_SOCKET_TIMEOUT_MS}"
+                url = f"{url}?socketTimeoutMS={list_pages.NX_SOCKET_TIMEOUT_MS}"
             return list_pages.run_engine(engine, url, config.page_counts, config.page_rounds, self.log)
 
     def growth(self, engine: str, auth: Scenario, api: Gunicorn, small: Gunicorn) -> tuple[LoadResult, LoadResult]:
