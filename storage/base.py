@@ -188,13 +188,14 @@ class RegistrationRepository(ABC):
         token_hash: str,
         status: str | None,
         identity: tuple[str, str] | None = None,
-        expires_at: datetime | None = None,
+        expires_in: timedelta | None = None,
     ) -> None:
         """Store the token's hash with ``status`` (PENDING or REGISTERED), the party ``identity`` it may
-        register as and when it expires.
+        register as and, with ``expires_in``, an ``expires_at`` that long from now on the store's clock (the
+        database server's on MongoDB, the host's on SQLite), against which ``find`` and ``page`` compare it.
 
         With ``status`` None a new token is stored as PENDING and an existing one keeps its status; an
-        ``identity`` or ``expires_at`` that is None leaves the stored one.
+        ``identity`` or ``expires_in`` that is None leaves the stored one.
         """
 
     @abstractmethod

@@ -319,8 +319,10 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 #: The known gap of the stand-ins without a clock of their own, for ``engine_gap``: due times and leases are set
 #: and compared on the server's clock, ``$$NOW`` in an aggregation-pipeline update or ``$expr``.
 NO_SERVER_CLOCK = {
-    "mongomock": "no $$NOW: it is null in pipeline updates and $expr, so an outbox entry has no due time, is never due",
-    "nx27017": "no aggregation-pipeline updates and no $$NOW, which the outbox's due times and leases use",
+    "mongomock": "no $$NOW: it is null in pipeline updates and $expr, so an outbox entry is never due, a token B "
+    "never expires and an abandoned identity claim is never free",
+    "nx27017": "no aggregation-pipeline updates and no $$NOW, which the outbox's due times and leases, a token B's "
+    "expiry and the end of an abandoned identity claim use",
 }
 
 

@@ -368,7 +368,7 @@ def register_with_partner(
         token_b = new_token()
         # The partner calls our versions and details with B while it handles our POST; B expires by itself if
         # this worker dies before the handshake ends.
-        storage.registrations.put(token_hash(token_b), "PENDING", expires_at=utc_now() + TOKEN_B_LIFETIME)
+        storage.registrations.put(token_hash(token_b), "PENDING", expires_in=TOKEN_B_LIFETIME)
         try:
             step = "POST credentials"
             answer = client.call(step, "POST", credentials_url, token_a, encoding, our_credentials(settings, token_b))

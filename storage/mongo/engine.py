@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson.codec_options import CodecOptions
@@ -363,3 +363,13 @@ MIGRATIONS: tuple[tuple[int, Callable[[MongoEngine], None]], ...] = ((3, _canoni
 
 def _millis(value: datetime) -> int:
     return int(DatetimeMS(value))
+
+
+#: The database server's clock in milliseconds since the epoch. Times that workers of several instances set and
+#: compare (outbox due times and leases, a token B's expiry, identity claims) use this one clock, never their own.
+_NOW: dict[str, Any] = {"$toLong": "$$NOW"}
+
+
+def _later(delay: timedelta) -> dict[str, Any]:
+    """``delay`` after the server's now, in milliseconds (an aggregation expression)."""
+    return {"$add": [_NOW, round(delay.total_seconds() * 1000)]}

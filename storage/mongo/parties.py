@@ -18,21 +18,29 @@ from ..base import (
     PartyRepository,
     party_identity,
 )
-from .engine import _CAS_ATTEMPTS, _millis, _stored_party
+from .engine import _CAS_ATTEMPTS, _NOW, _stored_party
 
 if TYPE_CHECKING:
     from . import MongoStorage
 
 
 #: An identity claim whose party document is missing this long after the claim was made (a writer that died
-#: between the two writes) is free again.
+#: between the two writes) is free again, on the database server's clock.
 _STALE_CLAIM_MS = 60_000
+
+
+def _stale() -> Document:
+    """The filter of identity claims made more than ``_STALE_CLAIM_MS`` ago on the server's clock (``claimed_at``
+    a date set by the server; earlier releases stored milliseconds, and absent is as old as can be)."""
+    claimed = {"$toLong": {"$ifNull": ["$claimed_at", 0]}}
+    return {"$expr": {"$lt": [claimed, {"$subtract": [_NOW, _STALE_CLAIM_MS]}]}}
 
 
 class MongoPartyRepository(PartyRepository):
     """OCPI parties in ``ocpi_parties``: ``{_id: key, inbound_token_hash (unique), identities, document}``,
     the document as plain JSON text (so that no key of a partner's is read as BSON's ``$ref`` or an operator);
-    each identity held is one ``ocpi_party_identities`` entry ``{_id: identity, party}``, unique by ``_id``."""
+    each identity held is one ``ocpi_party_identities`` entry ``{_id: identity, party, claimed_at}``, unique by
+    ``_id``, ``claimed_at`` set by the server (``$currentDate``)."""
 
     def __init__(self, db: MongoStorage) -> None:
         self._db = db
@@ -46,8 +54,12 @@ class MongoPartyRepository(PartyRepository):
         for identity in identities:
             for _ in range(_CAS_ATTEMPTS):
                 try:
-                    self._identities.insert_one({"_id": identity, "party": key, "claimed_at": _millis(docs.now())})
-                    taken.append(identity)
+                    # Inserted unless key holds it already; one held by another party is a duplicate _id.
+                    claimed = self._identities.update_one(
+                        {"_id": identity, "party": key}, {"$currentDate": {"claimed_at": True}}, upsert=True
+                    )
+                    if claimed.upserted_id is not None:
+                        taken.append(identity)
                     break
                 except DuplicateKeyError:
                     held = self._identities.find_one({"_id": identity})
@@ -56,10 +68,13 @@ class MongoPartyRepository(PartyRepository):
                     if held["party"] == key:
                         break
                     holder = self._parties.find_one({"_id": held["party"]}, {"identities": 1})
-                    stale = held.get("claimed_at", 0) < _millis(docs.now()) - _STALE_CLAIM_MS
-                    if (holder is None and stale) or (holder is not None and identity not in holder["identities"]):
+                    if holder is not None and identity not in holder["identities"]:
                         self._identities.delete_one({"_id": identity, "party": held["party"]})
                         continue
+                    if holder is None:  # its writer died between the two writes, or is still writing
+                        abandoned = {"_id": identity, "party": held["party"], **_stale()}
+                        if self._identities.delete_one(abandoned).deleted_count:
+                            continue
                     self._release(key, taken)
                     raise Conflict("party identity", identity, "is held by another party") from None
         return taken

@@ -15,7 +15,7 @@ from ..base import (
     PushRepository,
     push_id,
 )
-from .engine import _UTC_CODEC, _millis
+from .engine import _NOW, _UTC_CODEC, _later, _millis
 
 if TYPE_CHECKING:
     from . import MongoStorage
@@ -23,16 +23,6 @@ if TYPE_CHECKING:
 
 # Outbox times are integer milliseconds since the epoch, as earlier releases stored them.
 _FREE = 0
-
-#: The database server's clock, in those milliseconds. Due times and leases are compared by every worker of
-#: every instance, so they are set and compared with this one clock, never a worker's own.
-_NOW: Document = {"$toLong": "$$NOW"}
-
-
-def _later(delay: timedelta) -> Document:
-    """``delay`` after the server's now, in milliseconds."""
-    return {"$add": [_NOW, round(delay.total_seconds() * 1000)]}
-
 
 _RELEASE: Document = {"$set": {"lease_until": _FREE}, "$unset": {"lease": ""}}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bson.datetime_ms import DatetimeMS
@@ -14,14 +14,16 @@ from ..base import (
     Document,
     RegistrationRepository,
 )
-from .engine import _UTC_CODEC, _millis
+from .engine import _NOW, _UTC_CODEC, _later
 
 if TYPE_CHECKING:
     from . import MongoStorage
 
 
 class MongoRegistrationRepository(RegistrationRepository):
-    """OCPI registrations in ``ocpi_registrations``, ``_id`` = token hash, ``expires_at`` in milliseconds."""
+    """OCPI registrations in ``ocpi_registrations``, ``_id`` = token hash, ``expires_at`` in milliseconds on the
+    database server's clock, which sets it and compares it (``$$NOW``), so no worker's own clock can end a token
+    early or keep it late."""
 
     def __init__(self, db: MongoStorage) -> None:
         self._db = db
@@ -32,19 +34,29 @@ class MongoRegistrationRepository(RegistrationRepository):
         token_hash: str,
         status: str | None,
         identity: tuple[str, str] | None = None,
-        expires_at: datetime | None = None,
+        expires_in: timedelta | None = None,
     ) -> None:
-        # One atomic upsert either way: $setOnInsert never touches an existing registration.
-        changes: Document = {}
-        if status is not None:
-            changes["status"] = status
-        if identity is not None:
-            changes["country_code"], changes["party_id"] = identity
-        if expires_at is not None:
-            changes["expires_at"] = _millis(expires_at)
-        update: Document = {"$set": changes} if changes else {}
-        if status is None:
-            update["$setOnInsert"] = {"status": docs.REGISTRATION_PENDING}
+        # One atomic upsert either way: an existing registration keeps its status unless one is given.
+        if expires_in is None:
+            changes: Document = {}
+            if status is not None:
+                changes["status"] = status
+            if identity is not None:
+                changes["country_code"], changes["party_id"] = identity
+            operators: Document = {"$set": changes} if changes else {}
+            if status is None:
+                operators["$setOnInsert"] = {"status": docs.REGISTRATION_PENDING}
+            update: Document | list[Document] = operators
+        else:
+            # A pipeline update, where $$NOW is the server's clock; values are $literal, never read as paths.
+            kept = {"$ifNull": ["$status", docs.REGISTRATION_PENDING]}
+            fields: Document = {
+                "status": kept if status is None else {"$literal": status},
+                "expires_at": _later(expires_in),
+            }
+            if identity is not None:
+                fields["country_code"], fields["party_id"] = ({"$literal": part} for part in identity)
+            update = [{"$set": fields}]
         with self._db.operation():
             self._registrations.update_one({"_id": token_hash}, update, upsert=True)
 
@@ -67,8 +79,8 @@ class MongoRegistrationRepository(RegistrationRepository):
 
 
 def _unexpired() -> Document:
-    """The filter of registrations that have not expired (absent ``expires_at``: never)."""
-    return {"$or": [{"expires_at": None}, {"expires_at": {"$gt": _millis(docs.now())}}]}
+    """The filter of registrations that have not expired on the server's clock (absent ``expires_at``: never)."""
+    return {"$or": [{"expires_at": None}, {"$expr": {"$gt": ["$expires_at", _NOW]}}]}
 
 
 def _registration(stored: Mapping[str, Any]) -> Document:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .. import _documents as docs
@@ -28,10 +28,11 @@ class SqliteRegistrationRepository(RegistrationRepository):
         token_hash: str,
         status: str | None,
         identity: tuple[str, str] | None = None,
-        expires_at: datetime | None = None,
+        expires_in: timedelta | None = None,
     ) -> None:
+        # The host's clock: every worker sharing this file runs on this one machine.
         country_code, party_id = identity or (None, None)
-        expires = None if expires_at is None else _millis(expires_at)
+        expires = None if expires_in is None else _millis(docs.now() + expires_in)
         self._db.execute(
             """INSERT INTO ocpi_registrations (token_hash, status, country_code, party_id, expires_at)
                VALUES (?, ?, ?, ?, ?)

@@ -7,6 +7,7 @@ service with its internal API in-process.
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import threading
 import time
@@ -19,8 +20,9 @@ import requests
 from pymongo import MongoClient
 
 from maeve_api.ocpi import registration
+from maeve_api.storage import _documents as docs
 from tests.api.conftest import assert_empty
-from tests.conftest import NO_SERVER_CLOCK
+from tests.conftest import MONGODB_URI_VARIABLE, NO_SERVER_CLOCK
 from tests.ocpi.partner import Partner
 
 #: Settings every instance of this module runs with (partners on loopback).
@@ -257,7 +259,8 @@ def _stored(token: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "nx27017"])
+@pytest.mark.engine_gap(**NO_SERVER_CLOCK)
+@pytest.mark.parametrize("engine", ["sqlite", "nx27017", "mongoeco"])
 def test_no_inbound_token_is_stored_in_clear_text(make_instance, make_partner, tmp_path, request, engine):
     """Tokens A, B and C that partners call us with appear nowhere in the SQLite files or the Mongo documents."""
     cpo = make_instance(engine=engine, **INSTANCE)
@@ -275,12 +278,44 @@ def test_no_inbound_token_is_stored_in_clear_text(make_instance, make_partner, t
         for secret in secrets_stored:
             assert secret.encode() not in stored
     else:
-        client: MongoClient[Any] = request.getfixturevalue("nx_client")
+        client: MongoClient[Any] = request.getfixturevalue(
+            {"nx27017": "nx_client", "mongoeco": "mongoeco_client"}[engine]
+        )
         name = cpo.url.rsplit("/", 1)[1]
         documents = str({c: list(client[name][c].find()) for c in client[name].list_collection_names()})
         assert "NL*EMS" in documents
         for secret in secrets_stored:
             assert secret not in documents
+
+
+@pytest.mark.engine_gap(**NO_SERVER_CLOCK)
+@pytest.mark.parametrize("engine", ["nx27017", "mongoeco", "mongodb"])
+def test_token_b_lasts_its_lifetime_on_the_databases_clock_whatever_a_workers_clock(
+    make_instance, make_partner, monkeypatch, engine
+):
+    """The token B offered in our POST works for its lifetime on MongoDB's clock, not the workers': a worker whose
+    clock runs 5 minutes ahead still accepts it, and once it has expired one whose clock runs 5 minutes behind
+    refuses it. (SQLite serves one host, whose clock all its workers share.)"""
+    if engine == "mongodb" and not os.environ.get(MONGODB_URI_VARIABLE):
+        pytest.skip(f"{MONGODB_URI_VARIABLE} is not set")
+    monkeypatch.setattr(registration, "TOKEN_B_LIFETIME", timedelta(seconds=2), raising=False)
+    cpo = make_instance(engine=engine, **INSTANCE)
+    monkeypatch.setattr(type(cpo.store.registrations), "remove", lambda self, token: None)  # never retired
+    partner = make_partner(credentials_status=500)
+    response = cpo.api.post("/register", json={"token": partner.token_a, "url": partner.versions_url})
+    assert response.status_code == 502
+    [offered] = [r.body["token"] for r in partner.received if r.method == "POST"]
+    real_now, real_utc_now = docs.now, registration.utc_now
+    for skew in (timedelta(minutes=5), -timedelta(minutes=5)):
+        # The worker's clocks skewed, as on another host: the store's Python clock and the handshake's.
+        monkeypatch.setattr(docs, "now", lambda skew=skew: real_now() + skew)
+        monkeypatch.setattr(registration, "utc_now", lambda skew=skew: real_utc_now() + skew)
+        if skew > timedelta(0):
+            assert requests.get(cpo.versions_url, headers=_auth(offered), timeout=5).status_code == 200
+    deadline = time.monotonic() + 5
+    while requests.get(cpo.versions_url, headers=_auth(offered), timeout=5).status_code == 200:
+        assert time.monotonic() < deadline, "token B still works"
+        time.sleep(0.1)
 
 
 def test_token_b_expires_even_if_the_handshake_never_ends(make_instance, make_partner, monkeypatch):
