@@ -57,6 +57,16 @@ class SchemaTooNew(StorageUnavailable):
     """
 
 
+def refuse_newer(store: str, version: int, known: int) -> int:
+    """``version``, unless it is newer than ``known``, this release's: then raises SchemaTooNew naming ``store``."""
+    if version > known:
+        raise SchemaTooNew(
+            f"{store} is at schema version {version}, newer than this release's {known}: it was written by a newer"
+            " release; run that one, or restore the backup taken before the upgrade"
+        )
+    return version
+
+
 class ChargeStationRepository(ABC):
     """Charge stations: auth record, settings, certificates to install and trigger message.
 

@@ -28,9 +28,9 @@ from pymongo.errors import (
 from .. import _documents as docs
 from ..base import (
     Document,
-    SchemaTooNew,
     StorageUnavailable,
     TooLarge,
+    refuse_newer,
     token_key,
 )
 
@@ -257,13 +257,7 @@ def _stored_version(db: MongoEngine) -> int:
 
 def check_version(version: int, database: str) -> int:
     """The version, unless it is newer than this release knows: then raises SchemaTooNew."""
-    if version > SCHEMA_VERSION:
-        raise SchemaTooNew(
-            f"the MongoDB database {database!r} is at schema version {version}, newer than this release's"
-            f" {SCHEMA_VERSION}: it was written by a newer release; run that one, or restore the backup taken"
-            " before the upgrade"
-        )
-    return version
+    return refuse_newer(f"the MongoDB database {database!r}", version, SCHEMA_VERSION)
 
 
 def stored_version(client: MongoClient[Document], database: str) -> int | None:

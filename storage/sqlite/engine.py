@@ -21,9 +21,9 @@ from bson.json_util import JSONMode, JSONOptions
 from .. import _documents as docs
 from ..base import (
     Document,
-    SchemaTooNew,
     StorageUnavailable,
     TooLarge,
+    refuse_newer,
 )
 
 log = logging.getLogger(__package__)
@@ -270,13 +270,7 @@ def path_from_url(url: str) -> Path:
 
 def check_version(version: int, path: Path) -> int:
     """The version, unless it is newer than this release knows: then raises SchemaTooNew."""
-    if version > SCHEMA_VERSION:
-        raise SchemaTooNew(
-            f"the SQLite database {path} is at schema version {version}, newer than this release's"
-            f" {SCHEMA_VERSION}: it was written by a newer release; run that one, or restore the backup taken"
-            " before the upgrade"
-        )
-    return version
+    return refuse_newer(f"the SQLite database {path}", version, SCHEMA_VERSION)
 
 
 def stored_version(path: Path) -> int | None:
