@@ -8,6 +8,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -440,15 +441,34 @@ class SqliteEngine:
                 connection = self.connection()
                 # Checked first: a file of a newer release is left exactly as it is, its journal mode included.
                 version = check_version(connection.execute("PRAGMA user_version").fetchone()[0], self.path)
-                if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                    if mode != "wal":
-                        log.warning("SQLite database %s stays in journal mode %s, not WAL", self.path, mode)
+                mode = self._switch_to_wal(connection)
+                if mode != "wal":
+                    log.warning("SQLite database %s stays in journal mode %s, not WAL", self.path, mode)
                 if version < SCHEMA_VERSION:
                     self._migrate(connection)
         except BaseException:
             self.close()
             raise
+
+    def _switch_to_wal(self, connection: sqlite3.Connection) -> str:
+        """Switch the file to WAL unless it is already; returns the journal mode it ends in.
+
+        The switch needs the file to itself and SQLite does not wait for that (no busy handler): while another
+        worker opening the same new file holds it (switching, or migrating once switched), it is retried for up
+        to the store's timeout, and ends as soon as that worker has switched it.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            mode: str = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode == "wal":
+                return mode
+            try:
+                switched: str = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                return switched
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.01)
 
     def _migrate(self, connection: sqlite3.Connection) -> None:
         """Run every migration the file has not had, in order, each with its version in its own transaction.

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from maeve_api.storage import StorageUnavailable, open_storage
@@ -127,3 +131,31 @@ def test_unsupported_urls_raise_value_error(url, tmp_path, monkeypatch):
     with pytest.raises(ValueError):
         open_storage(url)
     assert list(tmp_path.iterdir()) == []
+
+
+def _open_when_all_are_ready(path: Path, ready: Any, outcomes: Any) -> None:
+    ready.wait()
+    try:
+        SqliteStorage(path).close()
+        outcomes.put("opened")
+    except StorageUnavailable as exc:
+        outcomes.put(str(exc))
+
+
+def test_workers_opening_a_new_sqlite_file_at_once_all_open_it(tmp_path):
+    """`make run`'s workers open a new database at the same moment: each one opens it (none is refused with
+    'database is locked' while another switches the file to WAL or creates the schema)."""
+    context = multiprocessing.get_context("fork")
+    outcomes: list[str] = []
+    for round_ in range(25):
+        ready, queue = context.Barrier(4), context.Queue()
+        workers = [
+            context.Process(target=_open_when_all_are_ready, args=(tmp_path / f"new-{round_}.db", ready, queue))
+            for _ in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        outcomes += [queue.get(timeout=30) for _ in workers]
+        for worker in workers:
+            worker.join()
+    assert [o for o in outcomes if o != "opened"] == []
