@@ -290,7 +290,7 @@ async def connect(
         f"{service.ws}/ws/{quote(cs_id, safe='')}",
         subprotocols=[f"ocpp{version}"],  # type: ignore[list-item]
         additional_headers=sent,
-        open_timeout=5,
+        open_timeout=15,  # an upgrade while the store is down waits for its 2 s server selection, longer when busy
     ) as ws:
         station: Any = (Station201 if version == "2.0.1" else Station16)(cs_id, ws, response_timeout=5)
         station.ws = ws
