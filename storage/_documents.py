@@ -218,3 +218,20 @@ def load_document(text: str, times: tuple[tuple[str, ...], ...]) -> Document:
         document = convert_at(document, path, from_millis)
     result: Document = document
     return result
+
+
+#: The fields of a push result (the outcome of the latest push of a location to a party), as both engines
+#: store them.
+PUSH_RESULT_FIELDS = (
+    "party",
+    "location_id",
+    "revision",
+    "state",
+    "at",
+    "since",
+    "attempts",
+    "http_status",
+    "status_code",
+    "status_message",
+    "error",
+)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from bson.datetime_ms import DatetimeMS
 from pymongo import ASCENDING, ReturnDocument
 
+from .. import _documents as docs
 from ..base import (
     Document,
     PushRepository,
@@ -119,7 +120,7 @@ class MongoPushRepository(PushRepository):
         return {group["_id"]: int(group["count"]) for group in groups}
 
     def record_result(self, result: Mapping[str, Any]) -> None:
-        document: Document = {k: result[k] for k in _RESULT_KEYS if result.get(k) is not None}
+        document: Document = {k: result[k] for k in docs.PUSH_RESULT_FIELDS if result.get(k) is not None}
         document["at"] = _millis(result["at"])
         if "since" in document:
             document["since"] = _millis(document["since"])
@@ -138,18 +139,3 @@ class MongoPushRepository(PushRepository):
                 result["since"] = DatetimeMS(result["since"]).as_datetime(_UTC_CODEC)
             results.append(result)
         return results
-
-
-_RESULT_KEYS = (
-    "party",
-    "location_id",
-    "revision",
-    "state",
-    "at",
-    "since",
-    "attempts",
-    "http_status",
-    "status_code",
-    "status_message",
-    "error",
-)

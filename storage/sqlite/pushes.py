@@ -139,17 +139,4 @@ class SqlitePushRepository(PushRepository):
         return found
 
 
-_RESULT_COLUMNS = (
-    "id",
-    "party",
-    "location_id",
-    "revision",
-    "state",
-    "at",
-    "since",
-    "attempts",
-    "http_status",
-    "status_code",
-    "status_message",
-    "error",
-)
+_RESULT_COLUMNS = ("id", *docs.PUSH_RESULT_FIELDS)
