@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -36,12 +37,22 @@ FAST = {
 }
 
 
-class Served:
-    """An ASGI app served by uvicorn in a thread on a loopback socket, with its lifespan."""
+class _Server(uvicorn.Server):
+    """uvicorn looking for ``should_exit`` every 10 ms instead of every 100 ms: the tests stop hundreds of them."""
 
-    def __init__(self, app: Any, sock: socket.socket) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):
+            counter += 1
+            await asyncio.sleep(0.01)
+
+
+class Served:
+    """An ASGI app served by uvicorn in a thread on loopback sockets, with its lifespan."""
+
+    def __init__(self, app: Any, *sockets: socket.socket) -> None:
+        self.server = _Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": list(sockets)}, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:

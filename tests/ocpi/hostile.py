@@ -46,7 +46,10 @@ class HostileServer:
         self.answer = answer
         self.received: list[Request] = []
         self.sent_bytes = 0
+        #: Requests whose handling ended: the answer was sent whole, or the caller hung up while it went out.
+        self.finished = 0
         self.lock = threading.Lock()
+        self._finishing = threading.Condition(self.lock)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -61,7 +64,14 @@ class HostileServer:
                 request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 with server.lock:
                     server.received.append(request)
-                reply = server.answer(request)
+                try:
+                    self._reply(server.answer(request))
+                finally:
+                    with server.lock:
+                        server.finished += 1
+                        server._finishing.notify_all()
+
+            def _reply(self, reply: Reply) -> None:
                 try:
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
@@ -88,12 +98,17 @@ class HostileServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Whether every request received was handled to its end (sent, or hung up on) within ``timeout`` seconds."""
+        with self._finishing:
+            return self._finishing.wait_for(lambda: self.finished == len(self.received), timeout)
 
     def stop(self) -> None:
         self._server.shutdown()

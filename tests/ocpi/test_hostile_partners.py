@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 import requests
-import uvicorn
 
 from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.settings import Settings
 from maeve_api.web.app import create_app
 from maeve_api.web.listeners import PortDispatch
 from tests.api.conftest import assert_empty, assert_status
-from tests.ocpi.conftest import FAST, listening_socket
+from tests.ocpi.conftest import FAST, Served, listening_socket
 from tests.ocpi.hostile import Reply, ocpi_answer, trickle, zeros
 
 SECRET = "internal-secret-4711"
@@ -99,7 +98,7 @@ def test_a_partners_answer_is_described_never_repeated(make_instance, make_hosti
     assert SECRET in caplog.text
 
 
-def _serve_both(settings: Settings):
+def _serve_both(settings: Settings) -> tuple[Served, str, str]:
     """Both listeners in one uvicorn process, as gunicorn runs them: one event loop, one thread pool."""
     api_socket, ocpi_socket = listening_socket(), listening_socket()
     api_port, ocpi_port = api_socket.getsockname()[1], ocpi_socket.getsockname()[1]
@@ -107,13 +106,7 @@ def _serve_both(settings: Settings):
         settings, api_port=api_port, ocpi_port=ocpi_port, ocpi_external_url=f"http://127.0.0.1:{ocpi_port}"
     )
     app = PortDispatch({api_port: create_app(settings), ocpi_port: create_ocpi_app(settings)})
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [api_socket, ocpi_socket]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return server, thread, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ocpi_port}"
+    return Served(app, api_socket, ocpi_socket), f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ocpi_port}"
 
 
 def _station_latencies(api: str, count: int) -> list[float]:
@@ -137,7 +130,7 @@ def test_trickling_partners_cannot_stall_the_internal_api(tmp_path: Path, make_h
         Settings(database_url=f"sqlite:///{tmp_path}/maeve.db"),
         **{**FAST, "ocpi_read_timeout": 1.0, "ocpi_call_deadline_seconds": 2.0},
     )
-    server, thread, api, ocpi = _serve_both(settings)
+    served, api, ocpi = _serve_both(settings)
     outcomes: list[tuple[int, float, str]] = []
     try:
         assert requests.post(f"{api}/api/v0/register", json={"token": "token-a"}, timeout=5).status_code == 201
@@ -156,8 +149,7 @@ def test_trickling_partners_cannot_stall_the_internal_api(tmp_path: Path, make_h
         for attacker in attackers:
             attacker.join(30)
     finally:
-        server.should_exit = True
-        thread.join(10)
+        served.stop()
     assert max(latencies) < 1.5, latencies
     assert ready.status_code == 200
     assert len(outcomes) == 50

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 
 import requests
-import uvicorn
 
 from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.settings import Settings
 from maeve_api.storage.sqlite import SqliteStorage
 from maeve_api.web.app import create_app
 from maeve_api.web.listeners import PortDispatch, create_listeners
-from tests.ocpi.conftest import listening_socket
+from tests.ocpi.conftest import Served, listening_socket
 
 
 def test_each_port_reaches_its_own_app(tmp_path):
@@ -23,13 +20,8 @@ def test_each_port_reaches_its_own_app(tmp_path):
     api_port, ocpi_port = api_socket.getsockname()[1], ocpi_socket.getsockname()[1]
     settings = Settings(database_url=f"sqlite:///{tmp_path}/both.db", api_port=api_port, ocpi_port=ocpi_port)
     app = PortDispatch({api_port: create_app(settings), ocpi_port: create_ocpi_app(settings)})
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [api_socket, ocpi_socket]}, daemon=True)
-    thread.start()
+    served = Served(app, api_socket, ocpi_socket)
     try:
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
         api, ocpi = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ocpi_port}"
         assert requests.get(f"{api}/ready", timeout=3).status_code == 200
         assert requests.get(f"{ocpi}/health", timeout=3).status_code == 200
@@ -44,9 +36,8 @@ def test_each_port_reaches_its_own_app(tmp_path):
         assert requests.get(f"{ocpi}/api/v0/token/T1", timeout=3).json()["status_code"] == 2000
         assert requests.get(f"{api}/ocpi/versions", timeout=3).json()["status"] == "Not Found"
     finally:
-        server.should_exit = True
-        thread.join(10)
-    assert not thread.is_alive()
+        served.stop()
+    assert not served.thread.is_alive()
 
 
 def test_a_request_on_another_port_is_404():

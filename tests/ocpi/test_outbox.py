@@ -86,7 +86,7 @@ def test_a_stale_push_never_overwrites_a_newer_one(make_storage, make_hostile_se
         worker_b.deliver_due()
         time.sleep(0.05)
     sending.join(10)
-    time.sleep(3)  # the slow answer would have been out by now
+    assert partner.wait_idle()  # the slow answer is out, or was hung up on
     assert store.pushes.all() == []
     assert applied and applied[-1] == "version 2", applied
     assert partner.received[-1].body and json.loads(partner.received[-1].body)["name"] == "version 2"
