@@ -88,7 +88,7 @@ def test_an_abandoned_claim_is_free_on_the_servers_clock_for_a_worker_whose_cloc
 ):
     """A worker dies between claiming NL*EMS and writing its party; once the claim's time is over on the database's
     clock, a worker whose clock runs 5 minutes behind registers another party with NL*EMS at once."""
-    monkeypatch.setattr(mongo_parties, "_STALE_CLAIM_MS", 2000)  # instead of 60 s
+    monkeypatch.setattr(mongo_parties, "_STALE_CLAIM_MS", 1000)  # instead of 60 s
     parties = mongo_storage.parties
 
     def dies() -> None:
@@ -102,7 +102,7 @@ def test_an_abandoned_claim_is_free_on_the_servers_clock_for_a_worker_whose_cloc
         parties.create(_rival())
     real_now = docs.now
     monkeypatch.setattr(docs, "now", lambda: real_now() - SKEW)
-    deadline = real_now() + timedelta(seconds=5)
+    deadline = real_now() + timedelta(seconds=3)
     while True:
         try:
             parties.create(_rival())
