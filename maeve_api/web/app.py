@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from connexion.middleware.response_validation import ResponseValidationMiddlewar
 from connexion.middleware.security import SecurityMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
+from connexion.spec import OpenAPISpecification
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -96,6 +98,29 @@ def _parsed_spec(name: str) -> dict[str, Any]:
     with open(SPEC_DIR / name, encoding="utf-8") as spec:
         parsed: dict[str, Any] = yaml.load(spec, Loader=_YAML_LOADER)
     return parsed
+
+
+def _check_each_document_once() -> None:
+    """Make Connexion check each distinct document against the OpenAPI schema once per process.
+
+    Connexion checks a document every time it builds a Specification of it: for each app, and again for each
+    GET of ``openapi.json`` (which clones it), about 25 ms for each of ours. A document that passed is not checked
+    again; any other, a changed one included, still is, and still fails as before.
+    spec-first/connexion#1260 asks for a way to hand Connexion a Specification built once instead.
+    """
+    check = OpenAPISpecification._validate_spec.__func__  # type: ignore[attr-defined]
+    passed: set[bytes] = set()
+
+    def check_once(cls: type[OpenAPISpecification], spec: dict[str, Any]) -> None:
+        key = hashlib.blake2b(json.dumps(spec, sort_keys=True, default=str).encode(), digest_size=16).digest()
+        if key not in passed:
+            check(cls, spec)
+            passed.add(key)
+
+    OpenAPISpecification._validate_spec = classmethod(check_once)  # type: ignore[method-assign,assignment]
+
+
+_check_each_document_once()
 
 
 def _serve_document(spec: dict[str, Any]) -> Callable[[Request], Any]:

@@ -7,9 +7,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from connexion.exceptions import InvalidSpecification
 
 from maeve_api.ocpi.app import OCPI_SPEC
-from maeve_api.web.app import load_spec
+from maeve_api.settings import Settings
+from maeve_api.web.app import SPEC_DIR, create_app, load_spec
+from maeve_api.web.asyncapp import App
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -83,3 +86,14 @@ def test_the_readme_loads_every_document_from_the_internal_listener():
     readme = (ROOT / "README.md").read_text()
     ports = re.findall(r"http://127\.0\.0\.1:(\d+)/[\w/]*openapi\.json", readme)
     assert ports and set(ports) == {"9410"}
+
+
+def test_a_document_is_still_checked_against_the_openapi_schema_after_a_valid_one_was_built():
+    """Each distinct document is checked once per process: one differing from a document that passed is
+    refused, every time, as Connexion refuses it."""
+    create_app(Settings(database_url="sqlite:///:memory:"))
+    broken = load_spec()
+    broken["paths"]["/cs/{csId}"]["post"]["responses"] = {"x": {"description": "not a status"}}
+    for _ in range(2):
+        with pytest.raises(InvalidSpecification):
+            App(__name__, specification_dir=SPEC_DIR).add_api(broken)
