@@ -30,7 +30,13 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from maeve_api.storage import Storage, open_storage
-from tests.conftest import PRELOAD, answering, module_store_url, start_gunicorn_process
+from tests.conftest import (
+    PRELOAD,
+    answering,
+    keep_module_fixture_users_together,
+    module_store_url,
+    start_gunicorn_process,
+)
 
 WORKERS = 2
 START_TIMEOUT = 30.0
@@ -315,20 +321,4 @@ async def refused_with(service: OcppService, cs_id: str, password: str | None = 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep each module's tests of one engine on one pytest-xdist worker (``--dist loadgroup``, tox.ini), so
-    that the module's gunicorn starts once, not once on every worker that runs one of its tests. A test with no
-    module-scoped fixture (one that starts its own service) stays free, so that such tests spread over the workers
-    instead of queueing behind one another."""
-    here = Path(__file__).parent
-    for item in items:
-        if item.path.parent == here and _uses_a_module_fixture(item):
-            engine = item.callspec.params.get("database_url", "") if hasattr(item, "callspec") else ""
-            item.add_marker(pytest.mark.xdist_group(f"ocpp-{item.path.stem}-{engine}"))
-
-
-def _uses_a_module_fixture(item: pytest.Item) -> bool:
-    """Whether the test uses a module-scoped fixture (a shared service or store); True if that cannot be told."""
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return True
-    return any(definitions[-1].scope == "module" for definitions in info.name2fixturedefs.values())
+    keep_module_fixture_users_together(items, Path(__file__).parent, "ocpp")

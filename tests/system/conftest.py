@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from maeve_api.storage import Storage, open_storage
-from tests.conftest import PRELOAD, answering, module_store_url, start_gunicorn_process
+from tests.conftest import (
+    PRELOAD,
+    answering,
+    keep_module_fixture_users_together,
+    module_store_url,
+    start_gunicorn_process,
+)
 
 SYSTEM_ENGINES = ["sqlite", "nx27017"]
 #: The production default: more than one worker, each becoming ready costs about 0.7 s of CPU.
@@ -108,10 +114,4 @@ def shared_store(shared_database_url: str) -> Iterator[Storage]:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep the tests sharing one engine's service on one pytest-xdist worker (``--dist loadgroup``, tox.ini),
-    so that it starts once, not once on every worker that runs one of them."""
-    here = Path(__file__).parent
-    for item in items:
-        if item.path.parent == here and "shared_service" in getattr(item, "fixturenames", ()):
-            engine = item.callspec.params.get("shared_database_url", "") if hasattr(item, "callspec") else ""
-            item.add_marker(pytest.mark.xdist_group(f"system-{item.path.stem}-{engine}"))
+    keep_module_fixture_users_together(items, Path(__file__).parent, "system")
