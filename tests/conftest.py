@@ -99,20 +99,23 @@ def module_store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
 
 
 def keep_module_fixture_users_together(items: list[pytest.Item], directory: Path, prefix: str) -> None:
-    """Keep the tests of ``directory`` that share a module-scoped fixture (a service, a store) of one parameter set
-    on one pytest-xdist worker (``--dist loadgroup``, tox.ini), so that the fixture is set up once, not once on every
-    worker that runs one of them. A test using none (one that starts its own service) stays free, so that such tests
-    spread over the workers instead of queueing behind one another. Call it from a ``tryfirst`` hook
-    ``pytest_collection_modifyitems``, before pytest-xdist reads the marks."""
+    """Keep the tests of ``directory`` that share a package- or module-scoped fixture (a service, a store) of one
+    parameter set on one pytest-xdist worker (``--dist loadgroup``, tox.ini), so that the fixture is set up once,
+    not once on every worker that runs one of them. A test using none (one that starts its own service) stays free,
+    so that such tests spread over the workers instead of queueing behind one another. Call it from a ``tryfirst``
+    hook ``pytest_collection_modifyitems``, before pytest-xdist reads the marks."""
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if item.path.parent != directory or info is None:
             continue
-        shared = [name for name, definitions in info.name2fixturedefs.items() if definitions[-1].scope == "module"]
-        if shared:
-            params = item.callspec.params if hasattr(item, "callspec") else {}
-            key = "-".join(str(params[name]) for name in shared if name in params)
-            item.add_marker(pytest.mark.xdist_group(f"{prefix}-{item.path.stem}-{key}"))
+        scopes = {name: definitions[-1].scope for name, definitions in info.name2fixturedefs.items()}
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        for scope, group in (("package", prefix), ("module", f"{prefix}-{item.path.stem}")):
+            shared = [name for name, used in scopes.items() if used == scope]
+            if shared:
+                key = "-".join(str(params[name]) for name in shared if name in params)
+                item.add_marker(pytest.mark.xdist_group(f"{group}-{key}"))
+                break
 
 
 def answering(process: subprocess.Popen[bytes], urls: Sequence[str], timeout: float) -> bool:

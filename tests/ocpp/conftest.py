@@ -117,21 +117,21 @@ def start_service(database_url: str, directory: Path, env: dict[str, str] | None
     raise RuntimeError(f"gunicorn did not become ready; its log:\n{log.read_text(errors='replace')[-3000:]}")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "nx27017"])
+@pytest.fixture(scope="package", params=["sqlite", "nx27017"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A fresh store, on each engine, shared by the tests of a module."""
+    """A fresh store, on each engine, shared by the tests of this directory."""
     return module_store_url(request, tmp_path_factory, "ocpp")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def service(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OcppService]:
-    """The service, once per module and engine (tests use stations of their own)."""
+    """The service, once per engine for this directory's tests (each uses stations of its own)."""
     started = start_service(database_url, tmp_path_factory.mktemp("gunicorn"), {"MAEVE_OCPP_TRUST_PROXY": "true"})
     yield started
     started.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def store(database_url: str) -> Iterator[Storage]:
     """The tests' own connection to the service's store."""
     opened = open_storage(database_url)

@@ -241,7 +241,7 @@ async def test_1_6_bad_payload_gets_a_call_error(service):
 
 
 async def test_no_password_hash_or_certificate_is_ever_logged(service):
-    """After this module's connections, refusals and certificate logins, the log holds no credential."""
+    """After the connections, refusals and certificate logins so far, the service's log holds no credential."""
     cs_id = service.register()
     assert await refused_with(service, cs_id, "a-wrong-password-here") == 401
     async with connect(service, cs_id, boot=True):
