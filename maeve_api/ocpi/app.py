@@ -10,13 +10,14 @@ from connexion.middleware import MiddlewarePosition
 from connexion.options import SwaggerUIOptions
 from starlette.concurrency import run_in_threadpool
 
+from maeve_api.documents import OCPI_SPEC, SPEC_DIR, load_spec
 from maeve_api.ocpi.middleware import CorrelationHeaders, PartnerRequests, RoutingHeaders
 from maeve_api.ocpi.problems import register_ocpi_error_handlers
 from maeve_api.ocpi.publisher import Publisher
 from maeve_api.ocpi.registration import VERSIONS
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, open_storage
-from maeve_api.web.app import SPEC_DIR, SnakeCaseResolver, load_spec, operation_routes
+from maeve_api.web.app import SnakeCaseResolver, operation_routes
 from maeve_api.web.asyncapp import App
 from maeve_api.web.metrics import InstrumentedStorage
 from maeve_api.web.middleware import RequestGuard
@@ -24,8 +25,6 @@ from maeve_api.web.probes import add_probes
 from maeve_api.web.problems import AllowedMethods
 from maeve_api.web.request_log import OperationFinder, RequestLog
 from maeve_api.web.validation import VALIDATORS
-
-OCPI_SPEC = "ocpi.yaml"
 
 
 def _lifespan(settings: Settings, storage_factory: Callable[[], Storage], publish: bool) -> Any:

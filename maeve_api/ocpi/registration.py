@@ -18,11 +18,9 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from importlib.resources import files
 from typing import Any
 
-import yaml
-
+from maeve_api.documents import OCPI_SPEC, load_spec
 from maeve_api.domain.errors import Conflict, InvalidInput, MissingEndpoints, PartnerFailed
 from maeve_api.domain.schemas import utc_now
 from maeve_api.ocpi.client import BASE64, RAW, PartnerClient, PartnerUnauthorized, check_operator_url, shorten
@@ -43,9 +41,7 @@ log = logging.getLogger(__name__)
 
 # What a partner answers during the handshake is not validated by our spec, which validates only what is sent
 # to us, so it is held here to the bounds the spec gives the same OCPI objects before any of it is used or stored.
-_SCHEMAS: dict[str, Any] = yaml.safe_load(files("maeve_api.spec").joinpath("ocpi.yaml").read_text("utf-8"))[
-    "components"
-]["schemas"]
+_SCHEMAS: dict[str, Any] = load_spec(OCPI_SPEC)["components"]["schemas"]
 #: The most versions, endpoints and roles a partner's answer may list.
 MAX_VERSIONS: int = _SCHEMAS["VersionList"]["maxItems"]
 MAX_ENDPOINTS: int = _SCHEMAS["VersionDetails"]["properties"]["endpoints"]["maxItems"]

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import copy
-import functools
 import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Callable
-from importlib.metadata import version
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
-import yaml
 from connexion.jsonifier import Jsonifier
 from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
 from connexion.middleware.response_validation import ResponseValidationMiddleware
@@ -25,6 +19,7 @@ from connexion.spec import OpenAPISpecification
 from starlette.requests import Request
 from starlette.responses import Response
 
+from maeve_api.documents import SPEC_DIR, load_spec
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, open_storage
 from maeve_api.web.asyncapp import App
@@ -35,10 +30,6 @@ from maeve_api.web.probes import add_probes
 from maeve_api.web.problems import AllowedMethods, register_error_handlers
 from maeve_api.web.request_log import OperationFinder, RequestLog
 from maeve_api.web.validation import VALIDATORS
-
-# spec/ installs as maeve_api.spec (setup.cfg package_dir).
-SPEC_DIR = Path(str(files("maeve_api.spec")))
-API_SPEC = "openapi.yaml"
 
 
 def _snake_case(name: str) -> str:
@@ -73,31 +64,6 @@ def operation_routes(spec: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 #: The path at which the reference implementation serves its document, beside ``/api/v0/openapi.json``.
 REFERENCE_SPEC_PATH = "/api/openapi.json"
-
-
-def load_spec(name: str = API_SPEC) -> dict[str, Any]:
-    """The parsed OpenAPI document shipped with the package.
-
-    The internal API's ``info.version`` is the package's version, written once in setup.cfg; the OCPI
-    document's is the OCPI version it implements.
-    """
-    loaded: dict[str, Any] = copy.deepcopy(_parsed_spec(name))
-    if name == API_SPEC:
-        loaded["info"]["version"] = version("maeve-api")
-    return loaded
-
-
-#: libyaml's parser when PyYAML was built with it (the wheels are): the pure-Python one took most of an
-#: app's build time, in every worker and every app a test builds.
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-@functools.cache
-def _parsed_spec(name: str) -> dict[str, Any]:
-    """The document as parsed, once per process; callers get a deep copy, since Connexion changes it."""
-    with open(SPEC_DIR / name, encoding="utf-8") as spec:
-        parsed: dict[str, Any] = yaml.load(spec, Loader=_YAML_LOADER)
-    return parsed
 
 
 def _check_each_document_once() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from connexion.exceptions import InvalidSpecification
 
-from maeve_api.ocpi.app import OCPI_SPEC
+from maeve_api.documents import OCPI_SPEC, SPEC_DIR, load_spec
 from maeve_api.settings import Settings
-from maeve_api.web.app import SPEC_DIR, create_app, load_spec
+from maeve_api.web.app import create_app
 from maeve_api.web.asyncapp import App
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from maeve_api.web.app import SPEC_DIR
+from maeve_api.documents import SPEC_DIR
 from maeve_api.web.validation import MAX_REPORTED, PATTERN_RULES
 from tests.api.conftest import assert_status
 from tests.api.test_tokens import make_token

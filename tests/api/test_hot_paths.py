@@ -14,9 +14,10 @@ from connexion.exceptions import NonConformingResponseBody
 from connexion.jsonifier import Jsonifier
 from connexion.validators import JSONResponseBodyValidator
 
+from maeve_api.documents import load_spec
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage
-from maeve_api.web.app import create_app, handler_name, load_spec
+from maeve_api.web.app import create_app, handler_name
 from maeve_api.web.hot_paths import HotPathError, HotPaths, hot_routes
 from tests.api.test_tokens import make_token
 from tests.factories import make_certificate_pem

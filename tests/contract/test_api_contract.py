@@ -9,10 +9,11 @@ import pytest
 import schemathesis
 from hypothesis import settings
 
+from maeve_api.documents import load_spec
 from maeve_api.domain.charge_stations import MAX_SETTING_NAME
 from maeve_api.domain.emaid import normalize_emaid
 from maeve_api.settings import Settings
-from maeve_api.web.app import create_app, load_spec
+from maeve_api.web.app import create_app
 from tests.contract.generation import HYPOTHESIS, per_operation_tests
 from tests.factories import make_certificate_pem
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import schemathesis
 
-from maeve_api.ocpi.app import OCPI_SPEC, create_ocpi_app
+from maeve_api.documents import OCPI_SPEC, load_spec
+from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.ocpi.registration import token_hash
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage
 from maeve_api.storage.sqlite import SqliteStorage
-from maeve_api.web.app import load_spec
 from tests.contract.generation import per_operation_tests
 from tests.ocpi.partner import Partner
 

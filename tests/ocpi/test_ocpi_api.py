@@ -12,14 +12,14 @@ import httpx2
 import pytest
 from prometheus_client import generate_latest
 
+from maeve_api.documents import OCPI_SPEC, load_spec
 from maeve_api.domain.schemas import LOCATION as LOCATION_SCHEMA
 from maeve_api.domain.schemas import TOKEN as TOKEN_SCHEMA
-from maeve_api.ocpi.app import OCPI_SPEC, create_ocpi_app
+from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.ocpi.registration import token_hash
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage
 from maeve_api.storage.sqlite import SqliteStorage
-from maeve_api.web.app import load_spec
 from tests.api.test_locations import LOCATION
 from tests.api.test_metrics import sample
 from tests.api.test_tokens import make_token
