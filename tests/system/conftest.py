@@ -60,12 +60,13 @@ def store(database_url: str) -> Iterator[Storage]:
     storage.close()
 
 
-def start_gunicorn(database_url: str, log: Path, *, preload: bool = False) -> Service:
+def start_gunicorn(database_url: str, log: Path) -> Service:
     """Start gunicorn with WORKERS workers on the store and wait until it is ready; its output goes to ``log``.
 
-    Without ``preload`` it loads the app as production does, every worker on its own."""
+    The app is preloaded: these tests are about serving and stopping. ``maeve-api serve`` (tests/system/test_console.py)
+    starts it as production does, every worker loading the app on its own."""
     process, ports = start_gunicorn_process(
-        database_url, log, {"MAEVE_WORKERS": str(WORKERS), "MAEVE_LOG_LEVEL": "warning", **(PRELOAD if preload else {})}
+        database_url, log, {"MAEVE_WORKERS": str(WORKERS), "MAEVE_LOG_LEVEL": "warning", **PRELOAD}
     )
     service = Service(f"http://127.0.0.1:{ports['api']}", process, log)
     if answering(process, [f"{service.url}/ready"], START_TIMEOUT):
@@ -99,7 +100,7 @@ def shared_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest
 @pytest.fixture(scope="module")
 def shared_service(shared_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """gunicorn on the shared store, once per module and engine, for tests that neither stop it nor need it new."""
-    service = start_gunicorn(shared_database_url, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log", preload=True)
+    service = start_gunicorn(shared_database_url, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log")
     yield service
     service.stop()
 
