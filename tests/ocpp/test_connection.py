@@ -219,8 +219,10 @@ async def test_a_call_while_the_previous_is_unanswered_is_refused(service):
         additional_headers={"Authorization": basic(cs_id, PASSWORD)},
     ) as ws:
         boot = {"reason": "PowerUp", "chargingStation": {"vendorName": "Acme", "model": "Volt"}}
-        await ws.send(json.dumps([2, "first", "BootNotification", boot]))
-        await ws.send(json.dumps([2, "second", "Heartbeat", {}]))
+        # Both frames in one write, so that the second reaches the CSMS before it can have answered the first.
+        async with ws.send_context():
+            ws.protocol.send_text(json.dumps([2, "first", "BootNotification", boot]).encode())
+            ws.protocol.send_text(json.dumps([2, "second", "Heartbeat", {}]).encode())
         answers = {}
         while len(answers) < 2:
             frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
