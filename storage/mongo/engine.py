@@ -12,7 +12,7 @@ from typing import Any
 
 from bson.codec_options import CodecOptions
 from bson.datetime_ms import DatetimeMS
-from pymongo import ASCENDING, MongoClient
+from pymongo import ASCENDING, IndexModel, MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import (
     BulkWriteError,
@@ -171,8 +171,10 @@ class MongoEngine:
             if self._indexes_ready:
                 return
             _migrate(self)
-            for name, keys, options in INDEXES:
-                _ensure_index(self.collection(name), keys, options)
+            existing = set(self.db.list_collection_names())
+            for name in dict.fromkeys(name for name, _keys, _options in INDEXES):
+                wanted = [(keys, options) for collection, keys, options in INDEXES if collection == name]
+                _ensure_indexes(self.collection(name), wanted, exists=name in existing)
             self._indexes_ready = True
 
 
@@ -205,19 +207,28 @@ def _index_keys(info: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return [(field, order if isinstance(order, str) else int(order)) for field, order in info["key"]]
 
 
-def _ensure_index(collection: Collection[Document], keys: list[tuple[str, int]], options: Mapping[str, Any]) -> None:
-    """Create the index unless one on the same keys with the same options exists (under any name: servers
-    name them differently); one on the same keys with other options is replaced."""
-    wanted = _index_options(options)
-    for name, info in collection.index_information().items():
-        if _index_keys(info) != keys:
-            continue
-        if _index_options(info) == wanted:
-            return
-        log.warning("replacing index %s of %s: its options changed to %s", name, collection.name, wanted)
-        with contextlib.suppress(OperationFailure):  # another worker replaced it first
-            collection.drop_index(name)
-    collection.create_index(keys, **options)
+def _ensure_indexes(
+    collection: Collection[Document], wanted: list[tuple[list[tuple[str, int]], dict[str, Any]]], *, exists: bool
+) -> None:
+    """Create, in one command, each index of ``wanted`` unless one on the same keys with the same options exists
+    (under any name: servers name them differently); one on the same keys with other options is replaced. A
+    collection that does not exist yet has none, and is not asked."""
+    present = collection.index_information() if exists else {}
+    missing = []
+    for keys, options in wanted:
+        wanted_options = _index_options(options)
+        for name, info in present.items():
+            if _index_keys(info) != keys:
+                continue
+            if _index_options(info) == wanted_options:
+                break
+            log.warning("replacing index %s of %s: its options changed to %s", name, collection.name, wanted_options)
+            with contextlib.suppress(OperationFailure):  # another worker replaced it first
+                collection.drop_index(name)
+        else:
+            missing.append(IndexModel(keys, **options))
+    if missing:
+        collection.create_indexes(missing)
 
 
 #: Conditional writes are compare-and-swap on a ``revision`` the store sets on every write; a writer that
