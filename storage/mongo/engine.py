@@ -290,16 +290,21 @@ def _migrate(db: MongoEngine) -> None:
     version = check_version(_stored_version(db), db.db.name)
     if version >= SCHEMA_VERSION:
         return
-    # A new database runs every step too: said at debug level only, since it is not an upgrade.
-    level = logging.INFO if db.db.list_collection_names() else logging.DEBUG
+    if not db.db.list_collection_names():
+        _record_version(db, SCHEMA_VERSION)  # a new database: no step has anything to change
+        return
     for target, migration in MIGRATIONS:
         if version >= target:
             continue
         migration(db)
-        # $max: a worker that finishes a step late never lowers the version another has recorded.
-        db.collection("maeve_schema").update_one({"_id": "schema"}, {"$max": {"version": target}}, upsert=True)
+        _record_version(db, target)
         version = target
-        log.log(level, "MongoDB database %s at schema version %d (%s)", db.db.name, target, migration.__name__)
+        log.info("MongoDB database %s at schema version %d (%s)", db.db.name, target, migration.__name__)
+
+
+def _record_version(db: MongoEngine, version: int) -> None:
+    # $max: a worker that finishes a step late never lowers the version another has recorded.
+    db.collection("maeve_schema").update_one({"_id": "schema"}, {"$max": {"version": version}}, upsert=True)
 
 
 def _canonical_tokens_hashed_secrets(db: MongoEngine) -> None:

@@ -611,6 +611,30 @@ def test_a_sqlite_database_of_a_newer_release_is_refused_untouched(tmp_path):
         check_schema_version(f"sqlite:///{path}")
 
 
+def test_a_new_mongo_database_has_the_version_and_indexes_of_an_upgraded_one(mongo_previous):
+    """A new database is recorded at this release's version at once, with the indexes (keys and uniqueness) an
+    upgraded one ends with."""
+
+    def indexes(database: str) -> dict[str, list[tuple[Any, bool]]]:
+        db = mongo_previous.client[database]
+        return {
+            name: sorted((info["key"], bool(info.get("unique"))) for info in db[name].index_information().values())
+            for name in db.list_collection_names()
+            if db[name].index_information()
+        }
+
+    mongo_previous.open()
+    new = f"maeve_new_{uuid.uuid4().hex[:12]}"
+    try:
+        MongoStorage(mongo_previous.client, new)
+        assert mongo_engine.stored_version(mongo_previous.client, new) == mongo_engine.SCHEMA_VERSION
+        upgraded = indexes(mongo_previous.database)
+        assert {name: upgraded.get(name) for name in indexes(new)} == indexes(new)
+        assert {name for name, _keys, _options in mongo_engine.INDEXES} <= indexes(new).keys()
+    finally:
+        mongo_previous.client.drop_database(new)
+
+
 def test_a_mongo_database_of_a_newer_release_is_refused_untouched(request, mongo_previous):
     """A database at a version this release does not know is refused before any index or document changes."""
     db = mongo_previous.client[mongo_previous.database]
