@@ -17,17 +17,13 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
-def instances(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OcppService, OcppService]]:
-    """Instances A and B: two masters of two workers each, on the same store."""
-    first = start_service(database_url, tmp_path_factory.mktemp("instance-a"))
-    try:
-        second = start_service(database_url, tmp_path_factory.mktemp("instance-b"))
-    except BaseException:
-        first.stop()
-        raise
-    yield first, second
+def instances(
+    service: OcppService, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[OcppService, OcppService]]:
+    """Instances A, the directory's service, and B, another master of two workers on the same store."""
+    second = start_service(database_url, tmp_path_factory.mktemp("instance-b"))
+    yield service, second
     second.stop()
-    first.stop()
 
 
 async def test_a_station_on_one_instance_receives_within_a_second_what_the_other_staged(instances):
