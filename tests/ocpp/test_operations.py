@@ -94,7 +94,8 @@ async def test_sign_certificate_is_signed_by_the_configured_ca(untrusting):
 async def test_the_store_going_down_gets_internal_errors_and_service_resumes(tmp_path):
     process, uri = start_nx(tmp_path)
     port = int(uri.rsplit(":", 1)[1])
-    service = start_service(f"{uri}/maeve", tmp_path)
+    # The default 2 s wait for a server is the API's probes' and the storage's tests' to check; half a second here.
+    service = start_service(f"{uri}/maeve?serverSelectionTimeoutMS=500", tmp_path)
     try:
         cs_id = service.register()
         async with connect(service, cs_id, boot=True) as station:
