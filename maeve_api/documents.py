@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
@@ -21,16 +22,28 @@ OCPI_SPEC = "ocpi.yaml"
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def _with_version(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {**spec, "info": {**spec["info"], "version": version("maeve-api")}} if name == API_SPEC else spec
+
+
 def load_spec(name: str = API_SPEC) -> dict[str, Any]:
     """The parsed OpenAPI document shipped with the package, a copy of its own for the caller to change.
 
     The internal API's ``info.version`` is the package's version, written once in setup.cfg; the OCPI
     document's is the OCPI version it implements.
     """
-    loaded: dict[str, Any] = copy.deepcopy(_parsed_spec(name))
-    if name == API_SPEC:
-        loaded["info"]["version"] = version("maeve-api")
+    loaded: dict[str, Any] = copy.deepcopy(_with_version(name, _parsed_spec(name)))
     return loaded
+
+
+@functools.cache
+def document_json(name: str, server_url: str | None = None) -> bytes:
+    """The document (as ``load_spec`` gives it) in JSON, as served; made once per process and server URL. With
+    ``server_url``, its one server is that URL followed by the document's own server path."""
+    spec = _with_version(name, _parsed_spec(name))
+    if server_url is not None:
+        spec = {**spec, "servers": [{"url": f"{server_url.rstrip('/')}{spec['servers'][0]['url']}"}]}
+    return json.dumps(spec, ensure_ascii=False, default=str).encode()
 
 
 @functools.cache

@@ -19,7 +19,7 @@ from connexion.spec import OpenAPISpecification
 from starlette.requests import Request
 from starlette.responses import Response
 
-from maeve_api.documents import SPEC_DIR, load_spec
+from maeve_api.documents import API_SPEC, OCPI_SPEC, SPEC_DIR, document_json, load_spec
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, open_storage
 from maeve_api.web.asyncapp import App
@@ -89,9 +89,7 @@ def _check_each_document_once() -> None:
 _check_each_document_once()
 
 
-def _serve_document(spec: dict[str, Any]) -> Callable[[Request], Any]:
-    body = json.dumps(spec).encode()
-
+def _serve_document(body: bytes) -> Callable[[Request], Any]:
     async def document(_request: Request) -> Response:
         return Response(body, 200, media_type="application/json")
 
@@ -165,7 +163,7 @@ def create_app(settings: Settings, storage_factory: Callable[[], Storage] | None
     )
     base_path = spec["servers"][0]["url"]
     register_error_handlers(app, AllowedMethods(base_path, spec["paths"]))
-    app.add_url_rule(REFERENCE_SPEC_PATH, "reference_spec", _serve_document(spec), methods=["GET"])
+    app.add_url_rule(REFERENCE_SPEC_PATH, "reference_spec", _serve_document(document_json(API_SPEC)), methods=["GET"])
     add_probes(app)
     add_metrics(app)
     add_ocpi_document(app, settings)
@@ -182,12 +180,5 @@ DOCUMENTS = [
 
 def add_ocpi_document(app: App, settings: Settings) -> None:
     """Serve the OCPI listener's document on this (internal) listener, its server being our external OCPI URL."""
-    spec = load_spec("ocpi.yaml")
-    base = spec["servers"][0]["url"]
-    spec["servers"] = [{"url": f"{settings.ocpi_external_url.rstrip('/')}{base}"}]
-    body = json.dumps(spec, ensure_ascii=False, default=str).encode()
-
-    async def ocpi_document(_request: Request) -> Response:
-        return Response(body, 200, media_type="application/json")
-
-    app.add_url_rule(OCPI_DOCUMENT_PATH, "ocpi_document", ocpi_document, methods=["GET"])
+    document = _serve_document(document_json(OCPI_SPEC, settings.ocpi_external_url))
+    app.add_url_rule(OCPI_DOCUMENT_PATH, "ocpi_document", document, methods=["GET"])

@@ -8,7 +8,6 @@ and generated tokens are the partner's own, written and read through the ownersh
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 import schemathesis
 
-from maeve_api.documents import OCPI_SPEC, load_spec
+from maeve_api.documents import OCPI_SPEC, document_json, load_spec
 from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.ocpi.registration import token_hash
 from maeve_api.settings import Settings
@@ -135,7 +134,7 @@ def ocpi_schema(tmp_path_factory: pytest.TempPathFactory, partner: Partner) -> I
 def _with_document(app: Any) -> Any:
     """The OCPI app, plus its document at /ocpi/openapi.json for schemathesis to load: the listener does not
     serve it to partners (the internal listener does)."""
-    body = json.dumps(load_spec("ocpi.yaml")).encode()
+    body = document_json(OCPI_SPEC)
 
     async def served(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == "/ocpi/openapi.json":
