@@ -232,6 +232,8 @@ async def test_a_call_while_the_previous_is_unanswered_is_refused(service):
                     answers[frame[1]] = frame
             return answers[unique_id]
 
+        await ws.send(json.dumps([2, "ready", "Heartbeat", {}]))  # answered: the CSMS is reading this connection
+        assert (await answer("ready"))[0] == 3
         boot = {"reason": "PowerUp", "chargingStation": {"vendorName": "Acme", "model": "Volt"}}
         # The boot's write waits for this lock, so the first call is still unanswered when the second arrives.
         path = service.database_url.removeprefix("sqlite:///")
