@@ -26,7 +26,7 @@ from tests.ocpi.partner import Partner
 FAST = {
     "ocpi_connect_timeout": 0.5,
     "ocpi_read_timeout": 0.8,
-    "push_poll_seconds": 0.02,
+    "push_poll_seconds": 0.05,
     "push_lease_seconds": 5.0,
     "ocpi_call_deadline_seconds": 3.0,
     # The partners of the tests listen on loopback.
@@ -179,7 +179,7 @@ def wait_for(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
         value = condition()
         if value:
             return value
-        time.sleep(0.02)
+        time.sleep(0.05)
     raise AssertionError("condition not met in time")
 
 

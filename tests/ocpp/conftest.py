@@ -139,7 +139,7 @@ def store(database_url: str) -> Iterator[Storage]:
     opened.close()
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
+async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> Any:
     """Wait until ``check()`` (run in a thread: it may call the store) returns something truthy; return it."""
     deadline = time.monotonic() + timeout
     while True:
