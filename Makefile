@@ -24,7 +24,7 @@ run: $(VENV)/.installed ## serve the API on :9410, OCPI on :9411 and OCPP on :93
 check-config: $(VENV)/.installed ## validate the MAEVE_* environment and print what `make run` would serve
 	$(BIN)/maeve-api check-config
 
-test: $(VENV)/.installed ## install if needed and run every test, on every core (about 2 minutes once installed, on 2 idle cores)
+test: $(VENV)/.installed ## install if needed and run every test, on every core (about a minute once installed, on 2 idle cores)
 	$(BIN)/pytest
 
 # The contract tests at a larger volume than the default run (40 times the cases).
