@@ -32,8 +32,7 @@ def load_spec(name: str = API_SPEC) -> dict[str, Any]:
     The internal API's ``info.version`` is the package's version, written once in setup.cfg; the OCPI
     document's is the OCPI version it implements.
     """
-    loaded: dict[str, Any] = copy.deepcopy(_with_version(name, _parsed_spec(name)))
-    return loaded
+    return copy.deepcopy(_with_version(name, _parsed_spec(name)))
 
 
 @functools.cache
@@ -48,7 +47,8 @@ def document_json(name: str, server_url: str | None = None) -> bytes:
 
 @functools.cache
 def _parsed_spec(name: str) -> dict[str, Any]:
-    """The document as parsed, once per process; callers get a deep copy, since Connexion changes it."""
+    """The document as parsed, once per process, never changed: ``load_spec`` hands out deep copies (Connexion
+    changes what it is given), ``document_json`` only reads it."""
     with open(SPEC_DIR / name, encoding="utf-8") as spec:
         parsed: dict[str, Any] = yaml.load(spec, Loader=_YAML_LOADER)
     return parsed
