@@ -99,7 +99,7 @@ def module_store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
     return f"{nx}/maeve_{name}_{uuid.uuid4().hex[:12]}"
 
 
-def keep_module_fixture_users_together(items: list[pytest.Item], directory: Path, prefix: str) -> None:
+def keep_shared_fixture_users_together(items: list[pytest.Item], directory: Path, prefix: str) -> None:
     """Keep the tests of ``directory`` that share a package- or module-scoped fixture (a service, a store) of one
     parameter set on one pytest-xdist worker (``--dist loadgroup``, tox.ini), so that the fixture is set up once,
     not once on every worker that runs one of them. A test using none (one that starts its own service) stays free,

@@ -33,7 +33,7 @@ from maeve_api.storage import Storage, open_storage
 from tests.conftest import (
     PRELOAD,
     answering,
-    keep_module_fixture_users_together,
+    keep_shared_fixture_users_together,
     module_store_url,
     start_gunicorn_process,
 )
@@ -321,4 +321,4 @@ async def refused_with(service: OcppService, cs_id: str, password: str | None = 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    keep_module_fixture_users_together(items, Path(__file__).parent, "ocpp")
+    keep_shared_fixture_users_together(items, Path(__file__).parent, "ocpp")

@@ -14,7 +14,7 @@ from maeve_api.storage import Storage, open_storage
 from tests.conftest import (
     PRELOAD,
     answering,
-    keep_module_fixture_users_together,
+    keep_shared_fixture_users_together,
     module_store_url,
     start_gunicorn_process,
 )
@@ -115,4 +115,4 @@ def shared_store(shared_database_url: str) -> Iterator[Storage]:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    keep_module_fixture_users_together(items, Path(__file__).parent, "system")
+    keep_shared_fixture_users_together(items, Path(__file__).parent, "system")

@@ -617,10 +617,9 @@ def test_a_new_mongo_database_has_the_version_and_indexes_of_an_upgraded_one(mon
 
     def indexes(database: str) -> dict[str, list[tuple[Any, bool]]]:
         db = mongo_previous.client[database]
+        found = {name: db[name].index_information().values() for name in db.list_collection_names()}
         return {
-            name: sorted((info["key"], bool(info.get("unique"))) for info in db[name].index_information().values())
-            for name in db.list_collection_names()
-            if db[name].index_information()
+            name: sorted((info["key"], bool(info.get("unique"))) for info in infos) for name, infos in found.items()
         }
 
     mongo_previous.open()
@@ -628,9 +627,9 @@ def test_a_new_mongo_database_has_the_version_and_indexes_of_an_upgraded_one(mon
     try:
         MongoStorage(mongo_previous.client, new)
         assert mongo_engine.stored_version(mongo_previous.client, new) == mongo_engine.SCHEMA_VERSION
-        upgraded = indexes(mongo_previous.database)
-        assert {name: upgraded.get(name) for name in indexes(new)} == indexes(new)
-        assert {name for name, _keys, _options in mongo_engine.INDEXES} <= indexes(new).keys()
+        created, upgraded = indexes(new), indexes(mongo_previous.database)
+        assert {name: upgraded.get(name) for name in created} == created
+        assert {name for name, _keys, _options in mongo_engine.INDEXES} <= created.keys()
     finally:
         mongo_previous.client.drop_database(new)
 
