@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import shutil
@@ -363,6 +364,18 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     suite took 69 s with 3 workers, 59 to 66 s with 4 and 63 s with 5.
     """
     return (os.cpu_count() or 1) + 2
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Keep what is alive once the tests are collected out of the garbage collector's full passes.
+
+    That is the imported libraries and the collected items, which live as long as the run: over 150,000 objects in
+    each worker, walked again by every full collection and once more as the worker exits. The garbage the tests make
+    is collected as before. Tests of 3 directories (api, storage, contract) took 46 s of CPU with them frozen and
+    49 s without; the workers' exit, 0.3 s instead of 0.9 s.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 #: The known gap of the stand-ins without a clock of their own, for ``engine_gap``: due times and leases are set
