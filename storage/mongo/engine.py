@@ -170,8 +170,8 @@ class MongoEngine:
         with self._indexes_lock:
             if self._indexes_ready:
                 return
-            _migrate(self)
-            existing = set(self.db.list_collection_names())
+            # A new database has no collection yet (but the version's), so it is not listed again.
+            existing = set() if _migrate(self) else set(self.db.list_collection_names())
             for name in dict.fromkeys(name for name, _keys, _options in INDEXES):
                 wanted = [(keys, options) for collection, keys, options in INDEXES if collection == name]
                 _ensure_indexes(self.collection(name), wanted, exists=name in existing)
@@ -281,18 +281,19 @@ def stored_version(client: MongoClient[Document], database: str) -> int | None:
     return _UNVERSIONED if found is None else int(found.get("version", _UNVERSIONED))
 
 
-def _migrate(db: MongoEngine) -> None:
-    """Run every migration the database has not had, in order, recording each version as it completes.
+def _migrate(db: MongoEngine) -> bool:
+    """Run every migration the database has not had, in order, recording each version as it completes; True if
+    the database was new (it had no collection), and is now at SCHEMA_VERSION without any step run.
 
     Without transactions a step can stop midway; every step is idempotent, so the next open (or another
     worker running it at the same time) runs it again from the start and finishes it.
     """
     version = check_version(_stored_version(db), db.db.name)
     if version >= SCHEMA_VERSION:
-        return
+        return False
     if not db.db.list_collection_names():
         _record_version(db, SCHEMA_VERSION)  # a new database: no step has anything to change
-        return
+        return True
     for target, migration in MIGRATIONS:
         if version >= target:
             continue
@@ -300,6 +301,7 @@ def _migrate(db: MongoEngine) -> None:
         _record_version(db, target)
         version = target
         log.info("MongoDB database %s at schema version %d (%s)", db.db.name, target, migration.__name__)
+    return False
 
 
 def _record_version(db: MongoEngine, version: int) -> None:
