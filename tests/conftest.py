@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -51,11 +52,45 @@ settings.register_profile("maeve", deadline=None, database=None)
 settings.load_profile("maeve")
 
 
+def _ephemeral_ports_start() -> int:
+    """The first port the kernel hands out to a ``bind`` on port 0 or a ``connect``."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152  # IANA's dynamic range, where other kernels start theirs
+
+
+def _own_ports() -> Iterator[int]:
+    """This process's share of the ports below the kernel's ephemeral range, from a random point on.
+
+    A port the kernel picked for a ``bind`` on port 0 is free only until the socket closes: before the server it
+    was picked for binds it, any other ``bind`` on port 0 or ``connect`` on the machine may be given it (the
+    in-thread OCPI servers and every client connection do that all the time), and the server then fails to start
+    (``MAEVE_OCPP_PORT: port … is already in use``). Below the ephemeral range the kernel gives out no port by
+    itself, and each pytest-xdist worker (and the controller) takes a band of its own there."""
+    first, end = 10_000, _ephemeral_ports_start()
+    processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")) + 1
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw-1").removeprefix("gw")
+    size = (end - first) // processes
+    band = range(first + (int(worker) + 1) * size, first + (int(worker) + 2) * size)
+    start = random.randrange(len(band))  # so that two runs side by side seldom take the same ports
+    return itertools.cycle([*band[start:], *band[:start]])
+
+
+_ports = _own_ports()
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on loopback that nothing listens on or connects from right now, and that only a caller in this
+    process will be given next (see ``_own_ports``)."""
+    for port in itertools.islice(_ports, 1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # taken, or lingering after a server that used it stopped
+                continue
+            return port
+    raise RuntimeError("no free port in this test process's band")
 
 
 def start_gunicorn_process(

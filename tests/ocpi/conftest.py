@@ -19,6 +19,7 @@ from maeve_api.ocpi.app import create_ocpi_app
 from maeve_api.settings import Settings
 from maeve_api.storage import Storage, open_storage
 from maeve_api.web.app import create_app
+from tests.conftest import free_port
 from tests.ocpi.hostile import HostileServer
 from tests.ocpi.partner import Partner
 
@@ -79,11 +80,12 @@ class Served:
         self.thread.join(10)
 
 
-def listening_socket(port: int = 0) -> socket.socket:
-    """A socket listening on loopback, on ``port`` or a free one."""
+def listening_socket(port: int | None = None) -> socket.socket:
+    """A socket listening on loopback, on ``port`` or a free one: one of this process's own (``free_port``), so
+    that no other socket is given it while a restart has it closed."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock.bind(("127.0.0.1", free_port() if port is None else port))
     sock.listen(64)
     return sock
 
