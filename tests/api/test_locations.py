@@ -146,6 +146,35 @@ def test_what_a_strict_ocpi_peer_would_refuse_is_refused(client, store: Storage,
     assert store.locations.find("loc1") is None
 
 
+@pytest.mark.parametrize(
+    ("location_id", "path", "field"),
+    [
+        ("lieu-été", None, "locationId"),
+        ("loc1", ["evses", 0, "uid"], "uid"),
+        ("loc1", ["evses", 0, "evse_id"], "evse_id"),
+        ("loc1", ["evses", 0, "connectors", 0, "id"], "id"),
+    ],
+)
+def test_the_ids_partners_address_are_printable_ascii(client, store: Storage, location_id, path, field):
+    """The location id, an EVSE's uid and evse_id and a connector's id are OCPI CiStrings, printable ASCII: partners
+    fetch a location, EVSE or connector by them, and the OCPI listener refuses any other path. Anything else is a
+    400 naming the field, and nothing is stored."""
+    body = _with(path, "été") if path else LOCATION
+    response = client.post(f"/location/{location_id}", json=body)
+    assert_status(response, 400, f"{field}: must be printable ASCII characters")
+    assert store.locations.find(location_id) is None
+
+
+def test_a_location_stored_before_the_ascii_rule_still_reads_back(client, store: Storage):
+    """Only a new location's id must be printable ASCII: one an earlier release stored reads back."""
+    assert_empty(client.post("/location/loc1", json=LOCATION), 201)
+    stored = store.locations.get("loc1")
+    store.locations.put({**stored, "id": "lieu-été"})
+    response = client.get("/location/lieu-été")
+    assert response.status_code == 200, response.text
+    assert response.json()["location"]["id"] == "lieu-été"
+
+
 def test_coordinates_at_ocpis_lengths_are_accepted(client, store: Storage):
     """Ten characters of latitude and eleven of longitude are the most OCPI allows, and are stored."""
     body = {**LOCATION, "coordinates": {"latitude": "-33.868819", "longitude": "-151.209295"}}
