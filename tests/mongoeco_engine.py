@@ -1,9 +1,11 @@
 """mongoeco as a MongoDB stand-in: its wire proxy, run from a virtual environment of its own on loopback.
 
-mongoeco needs Python 3.13 or later; the project runs on 3.11. The first test that needs it creates
-``.venv-mongoeco`` beside the project's ``.venv`` with a Python 3.13+ found on the machine and installs
-``MONGOECO_REQUIREMENT`` into it from the package index (once: later runs find it installed; an xdist worker
-waits for another that is installing it). Without such a Python the mongoeco tests are skipped, saying so.
+mongoeco needs Python 3.13 or later; the project runs on 3.11. ``make test`` runs this module first
+(``python -m tests.mongoeco_engine``), which creates ``.venv-mongoeco`` beside the project's ``.venv`` with a
+Python 3.13+ found on the machine and installs ``MONGOECO_REQUIREMENT`` into it from the package index; a
+``pytest`` run without it does the same in the first test that needs it (once: later runs find it installed;
+an xdist worker waits for another that is installing it). Without such a Python the mongoeco tests are skipped,
+saying so.
 
 The ``wire`` extra matters: it brings pymongo's ``bson``, without which the proxy can neither decode a request
 nor encode the error saying so, and closes every connection at the driver's first ``hello``.
