@@ -404,6 +404,32 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return (os.cpu_count() or 1) + 2
 
 
+#: Builds hypothesis's Unicode tables, which it keeps under ``.hypothesis`` once built.
+_UNICODE_TABLES = (
+    "from hypothesis import Phase, find, settings; from hypothesis.strategies import characters; "
+    "find(characters(codec='utf-8'), bool, settings=settings(database=None, phases=[Phase.generate]))"
+)
+_unicode_tables = pytest.StashKey[subprocess.Popen[bytes]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Have hypothesis build its Unicode tables once, in a process of their own, while the pytest-xdist workers start.
+
+    It builds them the first time a run generates text (1.1 s of CPU) and keeps them (in the working directory, as
+    the workers do); in a new checkout every worker built them again, all at once: the whole run took 62.1 and
+    61.6 s that way, 59.8 and 59.8 s with this. A worker that gets to them before they are kept builds them itself.
+    """
+    if not hasattr(session.config, "workerinput"):
+        session.config.stash[_unicode_tables] = subprocess.Popen(
+            [sys.executable, "-c", _UNICODE_TABLES], stdout=subprocess.DEVNULL
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if (process := session.config.stash.get(_unicode_tables, None)) is not None:
+        process.wait()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Keep what is alive once the tests are collected out of the garbage collector's full passes.
 
