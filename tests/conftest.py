@@ -28,6 +28,7 @@ from maeve_api.storage import Storage
 from maeve_api.storage.mongo import MongoStorage
 from maeve_api.storage.sqlite import SqliteStorage
 from tests import mongoeco_engine
+from tests.gunicorn_forkserver import ForkedProcess
 
 #: Every engine a storage-backed test runs against; the one place to add an engine.
 #: "mongodb" runs only when MAEVE_TEST_MONGODB_URI names a real server (tests drop their databases);
@@ -96,11 +97,18 @@ def free_port() -> int:
     raise RuntimeError("no free port in this test process's band")
 
 
+#: A process of the service under test: a new interpreter, or forked (``start_gunicorn_process``).
+ServiceProcess = subprocess.Popen[bytes] | ForkedProcess
+
+
 def start_gunicorn_process(
-    database_url: str, log: Path, env: Mapping[str, str]
-) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+    database_url: str, log: Path, env: Mapping[str, str], *, forked: bool = False
+) -> tuple[ServiceProcess, dict[str, int]]:
     """Start the service under gunicorn on the store, every listener on a free port (never the defaults, which
-    parallel tests or a ``make run`` beside them would clash on); returns the process and the ports by listener."""
+    parallel tests or a ``make run`` beside them would clash on); returns the process and the ports by listener.
+
+    ``forked``: for a test about what the service serves, not how it starts, gunicorn is forked from a process that
+    has the libraries imported already (tests/gunicorn_forkserver.py) instead of started as a new interpreter."""
     ports = {"api": free_port(), "ocpi": free_port(), "ocpp": free_port()}
     environment = {
         **os.environ,
@@ -111,10 +119,13 @@ def start_gunicorn_process(
         **env,
     }
     environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    argv = ["-c", "python:maeve_api.gunicorn_conf", "maeve_api.asgi:app"]
+    if forked:
+        return ForkedProcess(argv, environment, log), ports
     gunicorn = Path(sys.executable).parent / "gunicorn"
     with open(log, "wb") as output:
         process = subprocess.Popen(
-            [str(gunicorn), "-c", "python:maeve_api.gunicorn_conf", "maeve_api.asgi:app"],
+            [str(gunicorn), *argv],
             env=environment,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -158,7 +169,7 @@ def keep_shared_fixture_users_together(items: list[pytest.Item], directory: Path
                 break
 
 
-def answering(process: subprocess.Popen[bytes], urls: Sequence[str], timeout: float) -> bool:
+def answering(process: ServiceProcess, urls: Sequence[str], timeout: float) -> bool:
     """Whether every URL answers 200 within ``timeout`` seconds while ``process`` runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
@@ -211,7 +222,7 @@ def start_nx(directory: Path, port: int | None = None) -> tuple[subprocess.Popen
     raise RuntimeError(f"nx-27017 did not answer ping within {NX_START_TIMEOUT} s; its log:\n{last_log[-2000:]}")
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: ServiceProcess) -> None:
     """Terminate a process we started, killing it if it does not exit within 5 s."""
     if process.poll() is None:
         process.terminate()

@@ -32,6 +32,7 @@ from ocpp.v201 import call_result as result201
 from maeve_api.storage import Storage, open_storage
 from tests.conftest import (
     PRELOAD,
+    ServiceProcess,
     answering,
     keep_shared_fixture_users_together,
     module_store_url,
@@ -70,7 +71,7 @@ class OcppService:
 
     api: str
     ws: str
-    process: subprocess.Popen[bytes]
+    process: ServiceProcess
     log: Path
     database_url: str
 
@@ -108,6 +109,7 @@ def start_service(database_url: str, directory: Path, env: dict[str, str] | None
     process, ports = start_gunicorn_process(
         database_url, log,
         {"MAEVE_WORKERS": str(WORKERS), "MAEVE_LOG_LEVEL": "info", **PRELOAD, **FAST_ENV, **(env or {})},
+        forked=True,
     )
     api, ocpp = f"http://127.0.0.1:{ports['api']}", f"ws://127.0.0.1:{ports['ocpp']}"
     service = OcppService(api, ocpp, process, log, database_url)

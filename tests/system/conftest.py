@@ -13,6 +13,7 @@ import pytest
 from maeve_api.storage import Storage, open_storage
 from tests.conftest import (
     PRELOAD,
+    ServiceProcess,
     answering,
     keep_shared_fixture_users_together,
     module_store_url,
@@ -30,7 +31,7 @@ class Service:
     """A running gunicorn serving the API: its base URL and its process."""
 
     url: str
-    process: subprocess.Popen[bytes]
+    process: ServiceProcess
     log: Path
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
@@ -66,7 +67,7 @@ def start_gunicorn(database_url: str, log: Path) -> Service:
     The app is preloaded: these tests are about serving and stopping. ``maeve-api serve`` (tests/system/test_console.py)
     starts it as production does, every worker loading the app on its own."""
     process, ports = start_gunicorn_process(
-        database_url, log, {"MAEVE_WORKERS": str(WORKERS), "MAEVE_LOG_LEVEL": "warning", **PRELOAD}
+        database_url, log, {"MAEVE_WORKERS": str(WORKERS), "MAEVE_LOG_LEVEL": "warning", **PRELOAD}, forked=True
     )
     service = Service(f"http://127.0.0.1:{ports['api']}", process, log)
     if answering(process, [f"{service.url}/ready"], START_TIMEOUT):

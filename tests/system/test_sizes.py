@@ -80,7 +80,7 @@ def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """gunicorn on the store with the body limit at its highest; the internal API's base URL."""
     log = tmp_path_factory.mktemp("gunicorn-sizes") / "gunicorn.log"
     environment = {"MAEVE_WORKERS": "1", "MAEVE_LOG_LEVEL": "warning", "MAEVE_MAX_BODY_BYTES": str(LARGEST_BODY_LIMIT)}
-    process, ports = start_gunicorn_process(database_url, log, environment)
+    process, ports = start_gunicorn_process(database_url, log, environment, forked=True)
     url = f"http://127.0.0.1:{ports['api']}"
     try:
         if not answering(process, [f"{url}/ready"], 60.0):
