@@ -19,26 +19,17 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-#: Imported by the forkserver before it forks. Not the service's own modules, which read the environment when they
-#: are imported, and not prometheus-client, which reads PROMETHEUS_MULTIPROC_DIR then (gunicorn_conf sets it for
-#: each start).
+#: Imported by the forkserver before it forks, with what they import (connexion brings Starlette, jsonschema,
+#: requests, Jinja and PyYAML; uvicorn_worker brings uvicorn). Not the service's own modules, which read the
+#: environment when they are imported, and not prometheus-client, which reads PROMETHEUS_MULTIPROC_DIR then
+#: (gunicorn_conf sets it for each start).
 PRELOAD = (
     "connexion",
-    "connexion.middleware",
-    "starlette.testclient",
-    "swagger_ui_bundle",
-    "jinja2",
-    "jsonschema",
     "marshmallow",
-    "requests",
-    "yaml",
     "gunicorn.app.wsgiapp",
-    "uvicorn",
     "uvicorn_worker",
     "websockets",
     "pythonjsonlogger.json",
-    "rfc3339_validator",
-    "rfc3986_validator",
     "cryptography.x509",
     "ocpp.v16",
     "ocpp.v201",
